@@ -1,0 +1,234 @@
+//! CloudTrail records of KMS calls, shaped as CloudTrail's `eventVersion` 1.08
+//! (the seed's sample record), made durable by the audit service before the
+//! gateway answers. Secrets never enter a record: request and response views
+//! come from the botocore model with blobs and sensitive members removed.
+
+use crate::State;
+use crate::model::Operation;
+use kms_proto::audit::v1::{AppendRequest, AuditRecord, Resource};
+use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::error::AwsError;
+use serde_json::{Map, Value, json};
+
+/// The result of executing a call: the response JSON, or AWS's error.
+pub type Outcome = Result<Value, AwsError>;
+
+pub const KEY_RESOURCE_TYPE: &str = "AWS::KMS::Key";
+
+fn iso8601(ms: i64) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// CloudTrail's userIdentity and the LookupEvents user name of a caller.
+pub fn user_identity(c: &Caller) -> (Value, String) {
+    let mut id = Map::new();
+    id.insert("type".into(), json!(c.principal_type));
+    id.insert("principalId".into(), json!(c.principal_id));
+    id.insert("arn".into(), json!(c.arn));
+    id.insert("accountId".into(), json!(c.account_id));
+    id.insert("accessKeyId".into(), json!(c.access_key_id));
+    let username = match c.principal_type.as_str() {
+        "Root" => "root".to_string(),
+        "AssumedRole" => c.session_name.clone(),
+        _ => c.user_name.clone(),
+    };
+    if c.principal_type == "IAMUser" {
+        id.insert("userName".into(), json!(c.user_name));
+    }
+    if c.principal_type == "AssumedRole" {
+        id.insert(
+            "sessionContext".into(),
+            json!({ "sessionIssuer": { "type": "Role", "arn": c.role_arn, "accountId": c.account_id } }),
+        );
+    }
+    (Value::Object(id), username)
+}
+
+fn is_key_arn(s: &str) -> bool {
+    s.starts_with("arn:") && s.contains(":key/")
+}
+
+fn account_of_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Key ARNs a call touched: from the response when it succeeded, else from
+/// the request (an ARN as given, or a bare key id in the caller's account).
+fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<String> {
+    let mut arns = Vec::new();
+    if let Ok(resp) = outcome {
+        for k in ["KeyId", "SourceKeyId"] {
+            if let Some(s) = resp.get(k).and_then(Value::as_str).filter(|s| is_key_arn(s)) {
+                arns.push(s.to_string());
+            }
+        }
+        if let Some(s) = resp
+            .get("KeyMetadata")
+            .and_then(|m| m.get("Arn"))
+            .and_then(Value::as_str)
+        {
+            arns.push(s.to_string());
+        }
+    }
+    if arns.is_empty() {
+        for k in ["KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId"] {
+            let Some(id) = request.get(k).and_then(Value::as_str) else {
+                continue;
+            };
+            if is_key_arn(id) {
+                arns.push(id.to_string());
+            } else if uuid::Uuid::parse_str(id).is_ok() {
+                let account = ctx.caller.as_ref().map(|c| c.account_id.as_str()).unwrap_or_default();
+                arns.push(format!("arn:aws:kms:{}:{account}:key/{id}", ctx.region));
+            }
+        }
+    }
+    arns.dedup();
+    arns
+}
+
+/// Build the record of a KMS call and append it; fails closed.
+pub async fn record(
+    state: &State,
+    ctx: &RequestContext,
+    op_name: &str,
+    op: &Operation,
+    request: &Value,
+    outcome: &Outcome,
+) -> Result<(), AwsError> {
+    let caller = ctx.caller.clone().unwrap_or_default();
+    let (identity, username) = user_identity(&caller);
+    let read_only = crate::kms::is_read_only(op_name);
+    let arns = key_arns(ctx, request, outcome);
+
+    let mut event = Map::new();
+    event.insert("eventVersion".into(), json!("1.08"));
+    event.insert("userIdentity".into(), identity);
+    event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
+    event.insert("eventSource".into(), json!("kms.amazonaws.com"));
+    event.insert("eventName".into(), json!(op_name));
+    event.insert("awsRegion".into(), json!(ctx.region));
+    event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
+    event.insert("userAgent".into(), json!(ctx.user_agent));
+    if let Err(e) = outcome {
+        event.insert("errorCode".into(), json!(e.code));
+        event.insert("errorMessage".into(), json!(e.message));
+    }
+    let params = op
+        .input
+        .as_ref()
+        .and_then(|s| state.kms_model.audit_view(&s.shape, request));
+    event.insert("requestParameters".into(), params.unwrap_or(Value::Null));
+    // CloudTrail shows responseElements only for calls that change something.
+    let response = match (outcome, &op.output, read_only) {
+        (Ok(v), Some(s), false) => state.kms_model.audit_view(&s.shape, v),
+        _ => None,
+    };
+    event.insert("responseElements".into(), response.unwrap_or(Value::Null));
+    event.insert("requestID".into(), json!(ctx.request_id));
+    let event_id = uuid::Uuid::new_v4().to_string();
+    event.insert("eventID".into(), json!(event_id));
+    event.insert("readOnly".into(), json!(read_only));
+    if !arns.is_empty() {
+        let resources: Vec<Value> = arns
+            .iter()
+            .map(|a| json!({ "accountId": account_of_arn(a), "type": KEY_RESOURCE_TYPE, "ARN": a }))
+            .collect();
+        event.insert("resources".into(), Value::Array(resources));
+    }
+    event.insert("eventType".into(), json!("AwsApiCall"));
+    event.insert("managementEvent".into(), json!(true));
+    event.insert("eventCategory".into(), json!("Management"));
+    if !ctx.vpce_id.is_empty() {
+        event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
+    }
+
+    // The caller's account and each key owner's account get the record.
+    let mut recipients = vec![caller.account_id.clone()];
+    for a in arns.iter().filter_map(|a| account_of_arn(a)) {
+        if !recipients.iter().any(|r| r == a) {
+            recipients.push(a.to_string());
+        }
+    }
+    let record = AuditRecord {
+        event_id,
+        event_time_ms: ctx.time_ms,
+        event_name: op_name.to_string(),
+        event_source: "kms.amazonaws.com".into(),
+        read_only,
+        username,
+        access_key_id: caller.access_key_id.clone(),
+        resources: arns
+            .iter()
+            .map(|a| Resource {
+                resource_type: KEY_RESOURCE_TYPE.into(),
+                resource_name: a.clone(),
+            })
+            .collect(),
+        recipient_account_ids: recipients,
+        cloudtrail_event: Value::Object(event).to_string(),
+        request_id: ctx.request_id.clone(),
+    };
+    state
+        .clients
+        .audit()
+        .append(AppendRequest {
+            records: vec![record],
+        })
+        .await
+        .map_err(|s| {
+            tracing::error!(error = %s.message(), request_id = %ctx.request_id, "audit record not durable; failing the call");
+            AwsError::internal()
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_identity_has_no_user_name_and_looks_up_as_root() {
+        let c = Caller {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:root".into(),
+            principal_id: "111122223333".into(),
+            principal_type: "Root".into(),
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            ..Default::default()
+        };
+        let (id, username) = user_identity(&c);
+        assert_eq!(username, "root");
+        assert_eq!(id["type"], "Root");
+        assert!(id.get("userName").is_none());
+    }
+
+    #[test]
+    fn bare_key_ids_are_attributed_to_the_callers_account() {
+        let ctx = RequestContext {
+            region: "us-east-1".into(),
+            caller: Some(Caller {
+                account_id: "111122223333".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let req = json!({"KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab"});
+        let arns = key_arns(&ctx, &req, &Err(AwsError::internal()));
+        assert_eq!(
+            arns,
+            vec!["arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+        );
+    }
+
+    #[test]
+    fn event_time_is_iso8601_utc() {
+        assert_eq!(iso8601(1_516_081_617_000), "2018-01-16T05:46:57Z");
+    }
+}

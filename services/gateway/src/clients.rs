@@ -1,0 +1,93 @@
+//! Typed gRPC clients of the backends, each with a deadline on every call.
+//!
+//! Several HTTP/2 connections per backend, used round-robin: one connection
+//! serializes on its own framing, a few spread the load over the runtime.
+
+use kms_proto::audit::v1::audit_client::AuditClient;
+use kms_proto::authz::v1::authz_client::AuthzClient;
+use kms_proto::error::AwsError;
+use kms_proto::keystore::v1::key_store_client::KeyStoreClient;
+use kms_proto::registry::v1::{ResolveListenerRequest, registry_client::RegistryClient};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Deadline for authz and registry calls.
+const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
+/// Deadline for keystore and audit calls.
+const DATA_DEADLINE: Duration = Duration::from_secs(5);
+
+struct Pool {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    fn new(url: &str, n: usize, deadline: Duration) -> anyhow::Result<Self> {
+        let channels = (0..n.max(1))
+            .map(|_| {
+                Ok(Endpoint::from_shared(url.to_string())?
+                    .timeout(deadline)
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .connect_lazy())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            channels,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn get(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+}
+
+pub struct Clients {
+    authz: Pool,
+    keystore: Pool,
+    audit: Pool,
+    registry: Pool,
+}
+
+impl Clients {
+    pub fn connect(config: &crate::Config) -> anyhow::Result<Self> {
+        let n = config.grpc_connections;
+        Ok(Self {
+            authz: Pool::new(&config.authz_url, n, CONTROL_DEADLINE)?,
+            keystore: Pool::new(&config.keystore_url, n, DATA_DEADLINE)?,
+            audit: Pool::new(&config.audit_url, n, DATA_DEADLINE)?,
+            registry: Pool::new(&config.registry_url, 1, CONTROL_DEADLINE)?,
+        })
+    }
+
+    pub fn authz(&self) -> AuthzClient<Channel> {
+        AuthzClient::new(self.authz.get())
+    }
+
+    pub fn keystore(&self) -> KeyStoreClient<Channel> {
+        KeyStoreClient::new(self.keystore.get())
+    }
+
+    pub fn audit(&self) -> AuditClient<Channel> {
+        AuditClient::new(self.audit.get())
+    }
+
+    /// Which endpoint owns the local address a connection arrived on.
+    pub async fn resolve_listener(
+        &self,
+        local: SocketAddr,
+    ) -> Result<Option<kms_proto::registry::v1::Endpoint>, AwsError> {
+        let resp = RegistryClient::new(self.registry.get())
+            .resolve_listener(ResolveListenerRequest {
+                local_addr: local.to_string(),
+            })
+            .await
+            .map_err(|s| AwsError::from_status(&s))?;
+        Ok(resp.into_inner().endpoint)
+    }
+}

@@ -1,0 +1,232 @@
+//! One HTTP request: size limit, SigV4, protocol dispatch, AWS responses.
+
+use crate::{ConnInfo, State, sigv4};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use kms_proto::authz::v1::AuthenticateRequest;
+use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::error::AwsError;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub const JSON_1_1: &str = "application/x-amz-json-1.1";
+const KMS_TARGET_PREFIX: &str = "TrentService.";
+const CLOUDTRAIL_TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
+/// The HTTP status AWS uses for an exception of the JSON protocols.
+pub fn status_for(code: &str) -> StatusCode {
+    match code {
+        "KMSInternalException" | "InternalFailure" | "CloudTrailInternalException" => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        "DependencyTimeoutException" | "ServiceUnavailableException" => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        "RequestEntityTooLargeException" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `{"__type": ..., "message": ...}` with AWS's status.
+pub fn error_response(e: &AwsError) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "__type": e.code, "message": e.message });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status_for(&e.code);
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    resp
+}
+
+pub fn json_response(body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    resp
+}
+
+fn http_date() -> String {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+pub async fn handle(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match process(&state, &conn, req, &request_id).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date()) {
+        h.insert(http::header::DATE, v);
+    }
+    Ok(resp)
+}
+
+enum Protocol<'a> {
+    Kms(&'a str),
+    CloudTrail(&'a str),
+}
+
+async fn process(
+    state: &State,
+    conn: &ConnInfo,
+    req: hyper::Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<Full<Bytes>>, AwsError> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, state.config.max_body_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Err(AwsError::new(
+                "RequestEntityTooLargeException",
+                format!(
+                    "Request body must be at most {} bytes.",
+                    state.config.max_body_bytes
+                ),
+            ));
+        }
+    };
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let protocol = if let Some(op) = target.strip_prefix(KMS_TARGET_PREFIX) {
+        Some(Protocol::Kms(op))
+    } else {
+        target
+            .strip_prefix(CLOUDTRAIL_TARGET_PREFIX)
+            .map(Protocol::CloudTrail)
+    };
+
+    let caller = authenticate(state, &parts, &body).await?;
+    let (service, protocol) = match protocol {
+        Some(Protocol::Kms(op)) => ("kms", Protocol::Kms(op)),
+        Some(Protocol::CloudTrail(op)) => ("cloudtrail", Protocol::CloudTrail(op)),
+        None => {
+            return Err(AwsError::new(
+                "UnknownOperationException",
+                if target.is_empty() {
+                    "Missing X-Amz-Target header: this endpoint serves the KMS and CloudTrail JSON 1.1 protocols.".to_string()
+                } else {
+                    format!("Unknown operation {target}")
+                },
+            ));
+        }
+    };
+    if caller.1 != service {
+        return Err(AwsError::new(
+            "InvalidSignatureException",
+            format!("Credential should be scoped to correct service: '{service}'. "),
+        ));
+    }
+    let ctx = RequestContext {
+        request_id: request_id.to_string(),
+        caller: Some(caller.0),
+        source_ip: conn.peer.ip().to_string(),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        vpce_id: conn
+            .endpoint
+            .as_ref()
+            .map(|e| e.vpce_id.clone())
+            .unwrap_or_default(),
+        vpc_id: conn
+            .endpoint
+            .as_ref()
+            .map(|e| e.vpc_id.clone())
+            .unwrap_or_default(),
+        region: state.config.region.clone(),
+        secure_transport: false,
+        time_ms: now_ms(),
+    };
+    match protocol {
+        Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,
+        Protocol::CloudTrail(op) => crate::cloudtrail::call(state, ctx, op, &body).await,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Verify SigV4 through authz; returns the caller and the scope's service.
+async fn authenticate(
+    state: &State,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<(Caller, String), AwsError> {
+    let headers: &HeaderMap = &parts.headers;
+    let Some(auth) = sigv4::parse_authorization(headers)? else {
+        return Err(AwsError::new(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
+    let amz_date = sigv4::amz_date(headers)?;
+    if auth.scope_region != state.config.region {
+        return Err(AwsError::new(
+            "InvalidSignatureException",
+            format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                auth.scope_region
+            ),
+        ));
+    }
+    let payload_hash = sigv4::sha256_hex(body);
+    if let Some(claimed) = headers.get("x-amz-content-sha256")
+        && claimed.as_bytes() != payload_hash.as_bytes()
+    {
+        return Err(AwsError::new(
+            "InvalidSignatureException",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ));
+    }
+    let string_to_sign = sigv4::string_to_sign(
+        parts.method.as_str(),
+        &parts.uri,
+        headers,
+        &auth,
+        &amz_date,
+        &payload_hash,
+    )?;
+    let resp = state
+        .clients
+        .authz()
+        .authenticate(AuthenticateRequest {
+            access_key_id: auth.access_key_id.clone(),
+            scope_date: auth.scope_date.clone(),
+            scope_region: auth.scope_region.clone(),
+            scope_service: auth.scope_service.clone(),
+            amz_date,
+            string_to_sign,
+            signature: auth.signature.clone(),
+            security_token: headers
+                .get("x-amz-security-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .await
+        .map_err(|s| AwsError::from_status(&s))?
+        .into_inner();
+    let caller = resp.caller.ok_or_else(AwsError::internal)?;
+    Ok((caller, auth.scope_service))
+}

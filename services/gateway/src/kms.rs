@@ -1,0 +1,205 @@
+//! The KMS JSON 1.1 protocol (`X-Amz-Target: TrentService.<Operation>`).
+//!
+//! The body is validated against the botocore model, decoded straight into the
+//! keystore's request message (same shapes), the gateway-made context is
+//! attached, and the call is recorded by audit before the answer leaves: when
+//! the record cannot be made durable, the call fails and nothing is returned.
+
+use crate::audit::{self, Outcome};
+use crate::http::json_response;
+use crate::{State, model::Operation};
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use kms_proto::common::v1::RequestContext;
+use kms_proto::error::AwsError;
+use serde_json::Value;
+
+fn unknown_operation(op: &str) -> AwsError {
+    AwsError::new("UnknownOperationException", format!("Unknown operation {op}"))
+}
+
+/// Operations served by the keystore today. Every other operation of the model
+/// answers UnsupportedOperationException (see the README's status table).
+pub const SUPPORTED: &[&str] = &[
+    "CreateKey",
+    "DescribeKey",
+    "ListKeys",
+    "EnableKey",
+    "DisableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "UpdateKeyDescription",
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateRandom",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "ListAliases",
+    "TagResource",
+    "UntagResource",
+    "ListResourceTags",
+    "GetKeyPolicy",
+    "PutKeyPolicy",
+    "ListKeyPolicies",
+];
+
+/// CloudTrail marks these KMS events readOnly (cryptographic use and reads).
+pub fn is_read_only(op: &str) -> bool {
+    ["Describe", "List", "Get", "Encrypt", "Decrypt", "ReEncrypt", "Generate", "Sign", "Verify", "DeriveSharedSecret"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+pub async fn call(
+    state: &State,
+    ctx: RequestContext,
+    op_name: &str,
+    body: &[u8],
+) -> Result<Response<Full<Bytes>>, AwsError> {
+    let op = state
+        .kms_model
+        .operation(op_name)
+        .ok_or_else(|| unknown_operation(op_name))?;
+    let request: Value = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body).map_err(|_| {
+            AwsError::new(
+                "SerializationException",
+                "Start of structure or map found where not expected.",
+            )
+        })?
+    };
+    let outcome = execute(state, &ctx, op_name, op, &request).await;
+    // The record is durable before any answer leaves.
+    audit::record(state, &ctx, op_name, op, &request, &outcome).await?;
+    match outcome {
+        Ok(response) => {
+            let body = match (&op.output, response) {
+                (None, _) => Vec::new(),
+                (Some(_), v) => serde_json::to_vec(&v).map_err(|_| AwsError::internal())?,
+            };
+            Ok(json_response(body))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn execute(
+    state: &State,
+    ctx: &RequestContext,
+    op_name: &str,
+    op: &Operation,
+    request: &Value,
+) -> Outcome {
+    state.kms_model.validate_input(op, request)?;
+    if !SUPPORTED.contains(&op_name) {
+        return Err(AwsError::new(
+            "UnsupportedOperationException",
+            format!("{op_name} is not supported by this KMS yet; see the README's status table."),
+        ));
+    }
+    if request.get("DryRun").and_then(Value::as_bool) == Some(true) {
+        // The key must exist and be usable by the caller; nothing else happens.
+        if let Some(key_id) = request.get("KeyId").and_then(Value::as_str) {
+            state
+                .clients
+                .keystore()
+                .resolve_key(kms_proto::keystore::v1::ResolveKeyRequest {
+                    key_id: key_id.to_string(),
+                    context: Some(ctx.clone()),
+                })
+                .await
+                .map_err(|s| AwsError::from_status(&s))?;
+        }
+        return Err(AwsError::new(
+            "DryRunOperationException",
+            "The request would have succeeded, but the DryRun option is set.",
+        ));
+    }
+    dispatch(state, ctx.clone(), op_name, request.clone()).await
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AwsError> {
+    serde_json::from_value(v).map_err(|e| {
+        AwsError::new(
+            "SerializationException",
+            format!("Could not decode the request: {e}"),
+        )
+    })
+}
+
+macro_rules! ks_call {
+    ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
+        let mut req: $req = decode($value)?;
+        req.context = Some($ctx);
+        let resp = $state
+            .clients
+            .keystore()
+            .$method(req)
+            .await
+            .map_err(|s| AwsError::from_status(&s))?
+            .into_inner();
+        serde_json::to_value(&resp).map_err(|_| AwsError::internal())
+    }};
+}
+
+async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: Value) -> Outcome {
+    use kms_proto::keystore::v1 as ks;
+    match op {
+        "CreateKey" => ks_call!(state, ctx, v, create_key, ks::CreateKeyRequest),
+        "DescribeKey" => ks_call!(state, ctx, v, describe_key, ks::DescribeKeyRequest),
+        "ListKeys" => ks_call!(state, ctx, v, list_keys, ks::ListKeysRequest),
+        "EnableKey" => ks_call!(state, ctx, v, enable_key, ks::KeyIdRequest),
+        "DisableKey" => ks_call!(state, ctx, v, disable_key, ks::KeyIdRequest),
+        "ScheduleKeyDeletion" => ks_call!(
+            state,
+            ctx,
+            v,
+            schedule_key_deletion,
+            ks::ScheduleKeyDeletionRequest
+        ),
+        "CancelKeyDeletion" => ks_call!(state, ctx, v, cancel_key_deletion, ks::KeyIdRequest),
+        "UpdateKeyDescription" => ks_call!(
+            state,
+            ctx,
+            v,
+            update_key_description,
+            ks::UpdateKeyDescriptionRequest
+        ),
+        "Encrypt" => ks_call!(state, ctx, v, encrypt, ks::EncryptRequest),
+        "Decrypt" => ks_call!(state, ctx, v, decrypt, ks::DecryptRequest),
+        "ReEncrypt" => ks_call!(state, ctx, v, re_encrypt, ks::ReEncryptRequest),
+        "GenerateDataKey" => {
+            ks_call!(state, ctx, v, generate_data_key, ks::GenerateDataKeyRequest)
+        }
+        "GenerateDataKeyWithoutPlaintext" => ks_call!(
+            state,
+            ctx,
+            v,
+            generate_data_key_without_plaintext,
+            ks::GenerateDataKeyRequest
+        ),
+        "GenerateRandom" => ks_call!(state, ctx, v, generate_random, ks::GenerateRandomRequest),
+        "CreateAlias" => ks_call!(state, ctx, v, create_alias, ks::AliasRequest),
+        "UpdateAlias" => ks_call!(state, ctx, v, update_alias, ks::AliasRequest),
+        "DeleteAlias" => ks_call!(state, ctx, v, delete_alias, ks::DeleteAliasRequest),
+        "ListAliases" => ks_call!(state, ctx, v, list_aliases, ks::ListAliasesRequest),
+        "TagResource" => ks_call!(state, ctx, v, tag_resource, ks::TagResourceRequest),
+        "UntagResource" => ks_call!(state, ctx, v, untag_resource, ks::UntagResourceRequest),
+        "ListResourceTags" => {
+            ks_call!(state, ctx, v, list_resource_tags, ks::ListResourceTagsRequest)
+        }
+        "GetKeyPolicy" => ks_call!(state, ctx, v, get_key_policy, ks::GetKeyPolicyRequest),
+        "PutKeyPolicy" => ks_call!(state, ctx, v, put_key_policy, ks::PutKeyPolicyRequest),
+        "ListKeyPolicies" => {
+            ks_call!(state, ctx, v, list_key_policies, ks::ListKeyPoliciesRequest)
+        }
+        other => Err(unknown_operation(other)),
+    }
+}

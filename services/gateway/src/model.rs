@@ -1,0 +1,427 @@
+//! The botocore service models as the contract of the JSON protocols.
+//!
+//! Every request body is checked against the operation's input shape before
+//! anything else sees it: wrong JSON types are `SerializationException`,
+//! violated constraints (required, length, range, enum) are
+//! `ValidationException` with AWS's "N validation errors detected" message.
+//! The same model tells which members are secrets (blobs, sensitive shapes), so
+//! that audit records never carry them.
+
+use kms_proto::error::AwsError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Deserialize)]
+struct RawModel {
+    metadata: Metadata,
+    operations: HashMap<String, Operation>,
+    shapes: HashMap<String, Shape>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub target_prefix: Option<String>,
+    pub endpoint_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Operation {
+    pub input: Option<ShapeRef>,
+    pub output: Option<ShapeRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShapeRef {
+    pub shape: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Shape {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    members: BTreeMap<String, ShapeRef>,
+    #[serde(default)]
+    required: Vec<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    #[serde(rename = "enum")]
+    enum_values: Option<Vec<String>>,
+    #[serde(default)]
+    sensitive: bool,
+    member: Option<ShapeRef>,
+    key: Option<ShapeRef>,
+    value: Option<ShapeRef>,
+}
+
+pub struct Model {
+    pub metadata: Metadata,
+    operations: HashMap<String, Operation>,
+    shapes: HashMap<String, Shape>,
+}
+
+/// The KMS model (botocore `kms/2014-11-01`, trimmed).
+pub fn kms() -> Model {
+    Model::parse(include_str!("../models/kms.json"))
+}
+
+/// The CloudTrail model (botocore `cloudtrail/2013-11-01`, trimmed).
+pub fn cloudtrail() -> Model {
+    Model::parse(include_str!("../models/cloudtrail.json"))
+}
+
+fn lower_camel(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn serialization(msg: &str) -> AwsError {
+    AwsError::new("SerializationException", msg)
+}
+
+impl Model {
+    fn parse(json: &str) -> Model {
+        // The models are compiled in; a parse failure is a build defect.
+        let raw: RawModel = serde_json::from_str(json).expect("embedded botocore model parses");
+        Model {
+            metadata: raw.metadata,
+            operations: raw.operations,
+            shapes: raw.shapes,
+        }
+    }
+
+    pub fn operation(&self, name: &str) -> Option<&Operation> {
+        self.operations.get(name)
+    }
+
+    /// Check `value` against the input shape of `op`.
+    pub fn validate_input(&self, op: &Operation, value: &Value) -> Result<(), AwsError> {
+        let Some(input) = &op.input else {
+            return Ok(());
+        };
+        if !value.is_object() {
+            return Err(serialization(
+                "Start of structure or map found where not expected.",
+            ));
+        }
+        let mut errors = Vec::new();
+        self.check(&input.shape, value, "", &mut errors)?;
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let n = errors.len();
+        let head = if n == 1 {
+            "1 validation error detected: ".to_string()
+        } else {
+            format!("{n} validation errors detected: ")
+        };
+        Err(AwsError::new(
+            "ValidationException",
+            format!("{head}{}", errors.join("; ")),
+        ))
+    }
+
+    fn shape(&self, name: &str) -> &Shape {
+        // Every reference inside a botocore model resolves.
+        &self.shapes[name]
+    }
+
+    fn check(
+        &self,
+        shape_name: &str,
+        value: &Value,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) -> Result<(), AwsError> {
+        let shape = self.shape(shape_name);
+        let show = |v: &Value| -> String {
+            if shape.sensitive {
+                String::new()
+            } else {
+                match v {
+                    Value::String(s) => format!(" '{s}'"),
+                    other => format!(" '{other}'"),
+                }
+            }
+        };
+        match shape.ty.as_str() {
+            "structure" => {
+                let obj = value.as_object().ok_or_else(|| {
+                    serialization("Start of structure or map found where not expected.")
+                })?;
+                for req in &shape.required {
+                    if obj.get(req).is_none_or(Value::is_null) {
+                        errors.push(format!(
+                            "Value null at '{}' failed to satisfy constraint: Member must not be null",
+                            join(path, &lower_camel(req))
+                        ));
+                    }
+                }
+                for (name, member) in &shape.members {
+                    if let Some(v) = obj.get(name).filter(|v| !v.is_null()) {
+                        self.check(&member.shape, v, &join(path, &lower_camel(name)), errors)?;
+                    }
+                }
+            }
+            "string" => {
+                let s = value.as_str().ok_or_else(|| {
+                    serialization(&format!(
+                        "{} can not be converted to a String",
+                        json_kind(value)
+                    ))
+                })?;
+                let len = s.chars().count() as f64;
+                self.check_len(shape, len, &show(value), path, errors);
+                if let Some(values) = &shape.enum_values
+                    && !values.iter().any(|e| e == s)
+                {
+                    errors.push(format!(
+                        "Value{} at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                        show(value),
+                        values.join(", ")
+                    ));
+                }
+            }
+            "blob" => {
+                let s = value.as_str().ok_or_else(|| {
+                    serialization(&format!(
+                        "{} can not be converted to a Blob",
+                        json_kind(value)
+                    ))
+                })?;
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|_| {
+                        serialization("Base64 encoded value could not be decoded.")
+                    })?;
+                self.check_len(shape, bytes.len() as f64, "", path, errors);
+            }
+            "integer" | "long" => {
+                let n = value
+                    .as_i64()
+                    .filter(|_| value.is_i64() || value.is_u64())
+                    .ok_or_else(|| {
+                        serialization(&format!(
+                            "{} can not be converted to an Integer",
+                            json_kind(value)
+                        ))
+                    })?;
+                if shape.ty == "integer" && i32::try_from(n).is_err() {
+                    return Err(serialization("Numeric value out of range of int"));
+                }
+                if let Some(min) = shape.min
+                    && (n as f64) < min
+                {
+                    errors.push(format!(
+                        "Value '{n}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {min}"
+                    ));
+                }
+                if let Some(max) = shape.max
+                    && (n as f64) > max
+                {
+                    errors.push(format!(
+                        "Value '{n}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {max}"
+                    ));
+                }
+            }
+            "double" | "float" => {
+                if !value.is_number() {
+                    return Err(serialization(&format!(
+                        "{} can not be converted to a Double",
+                        json_kind(value)
+                    )));
+                }
+            }
+            "boolean" => {
+                if !value.is_boolean() {
+                    return Err(serialization(&format!(
+                        "{} can not be converted to a Boolean",
+                        json_kind(value)
+                    )));
+                }
+            }
+            "timestamp" => {
+                if !(value.is_number() || value.is_string()) {
+                    return Err(serialization(&format!(
+                        "{} can not be converted to a Timestamp",
+                        json_kind(value)
+                    )));
+                }
+            }
+            "list" => {
+                let items = value.as_array().ok_or_else(|| {
+                    serialization("Start of list found where not expected")
+                })?;
+                self.check_len(shape, items.len() as f64, "", path, errors);
+                if let Some(member) = &shape.member {
+                    for (i, item) in items.iter().enumerate() {
+                        if item.is_null() {
+                            continue;
+                        }
+                        let p = format!("{path}.{}.member", i + 1);
+                        self.check(&member.shape, item, &p, errors)?;
+                    }
+                }
+            }
+            "map" => {
+                let obj = value.as_object().ok_or_else(|| {
+                    serialization("Start of structure or map found where not expected.")
+                })?;
+                self.check_len(shape, obj.len() as f64, "", path, errors);
+                if let (Some(k), Some(v)) = (&shape.key, &shape.value) {
+                    for (key, val) in obj {
+                        self.check(&k.shape, &Value::String(key.clone()), path, errors)?;
+                        if !val.is_null() {
+                            self.check(&v.shape, val, &format!("{path}.{key}"), errors)?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, shape: &Shape, len: f64, shown: &str, path: &str, errors: &mut Vec<String>) {
+        if let Some(min) = shape.min
+            && len < min
+        {
+            errors.push(format!(
+                "Value{shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}"
+            ));
+        }
+        if let Some(max) = shape.max
+            && len > max
+        {
+            errors.push(format!(
+                "Value{shown} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+            ));
+        }
+    }
+
+    /// The audit form of a request or response: member names in lowerCamel,
+    /// secrets (blobs and sensitive shapes) removed. `None` for an empty result.
+    pub fn audit_view(&self, shape_name: &str, value: &Value) -> Option<Value> {
+        let shape = self.shapes.get(shape_name)?;
+        if shape.sensitive || shape.ty == "blob" {
+            return None;
+        }
+        match (shape.ty.as_str(), value) {
+            ("structure", Value::Object(obj)) => {
+                let mut out = Map::new();
+                for (name, member) in &shape.members {
+                    if let Some(v) = obj.get(name).filter(|v| !v.is_null())
+                        && let Some(view) = self.audit_view(&member.shape, v)
+                    {
+                        out.insert(lower_camel(name), view);
+                    }
+                }
+                (!out.is_empty()).then_some(Value::Object(out))
+            }
+            ("list", Value::Array(items)) => {
+                let member = shape.member.as_ref()?;
+                Some(Value::Array(
+                    items
+                        .iter()
+                        .filter_map(|i| self.audit_view(&member.shape, i))
+                        .collect(),
+                ))
+            }
+            ("map", Value::Object(obj)) => {
+                let v = shape.value.as_ref()?;
+                let mut out = Map::new();
+                for (key, val) in obj {
+                    if let Some(view) = self.audit_view(&v.shape, val) {
+                        out.insert(key.clone(), view);
+                    }
+                }
+                Some(Value::Object(out))
+            }
+            _ => Some(value.clone()),
+        }
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "STRING_VALUE",
+        Value::Number(n) if n.is_f64() => "DECIMAL_VALUE",
+        Value::Number(_) => "NUMBER_VALUE",
+        Value::Bool(_) => "BOOLEAN_VALUE",
+        Value::Array(_) => "START_ARRAY",
+        Value::Object(_) => "START_OBJECT",
+        Value::Null => "NULL_VALUE",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn validate(op: &str, v: Value) -> Result<(), AwsError> {
+        let m = kms();
+        m.validate_input(m.operation(op).unwrap(), &v)
+    }
+
+    #[test]
+    fn valid_encrypt_passes() {
+        validate("Encrypt", json!({"KeyId": "alias/x", "Plaintext": "aGVsbG8="})).unwrap();
+    }
+
+    #[test]
+    fn missing_required_member_is_a_validation_error() {
+        let e = validate("Encrypt", json!({"KeyId": "alias/x"})).unwrap_err();
+        assert_eq!(e.code, "ValidationException");
+        assert_eq!(
+            e.message,
+            "1 validation error detected: Value null at 'plaintext' failed to satisfy constraint: Member must not be null"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_serialization_errors() {
+        let e = validate("Encrypt", json!({"KeyId": 5, "Plaintext": "aGk="})).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        let e = validate("GenerateRandom", json!({"NumberOfBytes": "x"})).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+        let e = validate("Encrypt", json!({"KeyId": "k", "Plaintext": "!!"})).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+    }
+
+    #[test]
+    fn limits_and_enums_are_enforced_with_aws_messages() {
+        let big = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 4097]);
+        let e = validate("Encrypt", json!({"KeyId": "k", "Plaintext": big})).unwrap_err();
+        assert!(e.message.contains("Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"), "{}", e.message);
+        let e = validate("GenerateDataKey", json!({"KeyId": "k", "KeySpec": "AES_512", "NumberOfBytes": 0})).unwrap_err();
+        assert!(e.message.starts_with("2 validation errors detected: "), "{}", e.message);
+        assert!(e.message.contains("Member must satisfy enum value set: [AES_256, AES_128]"));
+    }
+
+    #[test]
+    fn audit_view_drops_secrets_and_camel_cases() {
+        let m = kms();
+        let v = m
+            .audit_view(
+                "EncryptRequest",
+                &json!({"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": {"Dept": "A"}}),
+            )
+            .unwrap();
+        assert_eq!(v, json!({"keyId": "k", "encryptionContext": {"Dept": "A"}}));
+    }
+}
