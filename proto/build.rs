@@ -40,6 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let repeated = field.label() == Label::Repeated;
                 if field.name() == "context" {
                     cfg = cfg.field_attribute(&fpath, "#[serde(skip)]");
+                } else if repeated && msg.name() == "KeyMetadata" {
+                    // AWS omits the algorithm lists that do not apply to a key.
+                    cfg = cfg.field_attribute(
+                        &fpath,
+                        "#[serde(skip_serializing_if = \"Vec::is_empty\")]",
+                    );
                 } else if field.name() == "aws_account_id" {
                     cfg = cfg.field_attribute(&fpath, "#[serde(rename = \"AWSAccountId\")]");
                 } else if field.r#type() == Type::Bytes && !repeated {

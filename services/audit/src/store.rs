@@ -1,0 +1,206 @@
+//! Persistence of events: the `Store` trait and its SQLite implementation.
+//!
+//! One pool with a single connection writes (the group-commit writer is its only user);
+//! a separate pool reads, so lookups never wait behind a commit (WAL mode).
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::Error;
+use crate::lookup::{Attribute, Lookup, StoredEvent};
+use crate::records::{EventCopy, Resource};
+
+/// What audit needs from its database.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Store every copy in ONE transaction, committed durably before returning.
+    /// A copy whose (account, event id) is already stored is skipped.
+    /// Returns how many rows were new.
+    fn append_batch(
+        &self,
+        copies: &[&EventCopy],
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// One page of a lookup, newest first: at most `lookup.max_results + 1` events (the
+    /// extra one tells the caller that a next page exists).
+    fn lookup(
+        &self,
+        lookup: &Lookup,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, Error>> + Send;
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/audit");
+
+impl SqliteStore {
+    /// Open (creating if missing) the database and run the embedded migrations.
+    pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, event_source, \
+     read_only, username, access_key_id, resources, request_id, cloudtrail_event) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_id) DO NOTHING";
+
+/// The lookup statement with one filter clause on parameter ?7.
+/// ?1 account, ?2..?3 time range, ?4..?5 cursor (time, seq), ?6 limit.
+macro_rules! lookup_sql {
+    ($filter:literal) => {
+        concat!(
+            "SELECT seq, event_id, event_time_ms, event_name, event_source, read_only, username, \
+             access_key_id, resources, cloudtrail_event FROM events e \
+             WHERE account_id = ?1 AND event_time_ms >= ?2 AND event_time_ms <= ?3 \
+             AND (event_time_ms < ?4 OR (event_time_ms = ?4 AND seq < ?5)) ",
+            $filter,
+            " ORDER BY event_time_ms DESC, seq DESC LIMIT ?6"
+        )
+    };
+}
+
+enum FilterValue<'a> {
+    None,
+    Text(&'a str),
+    Int(i64),
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    event_id: String,
+    event_time_ms: i64,
+    event_name: String,
+    event_source: String,
+    read_only: bool,
+    username: String,
+    access_key_id: String,
+    resources: String,
+    cloudtrail_event: String,
+}
+
+impl TryFrom<EventRow> for StoredEvent {
+    type Error = Error;
+
+    fn try_from(r: EventRow) -> Result<Self, Error> {
+        let resources: Vec<Resource> = serde_json::from_str(&r.resources)
+            .map_err(|e| Error::Corrupt(format!("resources of event seq {}: {e}", r.seq)))?;
+        Ok(StoredEvent {
+            seq: r.seq,
+            event_id: r.event_id,
+            event_time_ms: r.event_time_ms,
+            event_name: r.event_name,
+            event_source: r.event_source,
+            read_only: r.read_only,
+            username: r.username,
+            access_key_id: r.access_key_id,
+            resources,
+            cloudtrail_event: r.cloudtrail_event,
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
+        let mut tx = self.writer.begin().await?;
+        let mut inserted = 0;
+        for c in copies {
+            let resources = serde_json::to_string(&c.resources)
+                .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))?;
+            // sqlx prepares INSERT_EVENT once per connection and reuses it.
+            inserted += sqlx::query(INSERT_EVENT)
+                .bind(&c.account_id)
+                .bind(&c.event_id)
+                .bind(c.event_time_ms)
+                .bind(&c.event_name)
+                .bind(&c.event_source)
+                .bind(c.read_only)
+                .bind(&c.username)
+                .bind(&c.access_key_id)
+                .bind(resources)
+                .bind(&c.request_id)
+                .bind(&c.cloudtrail_event)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn lookup(&self, lookup: &Lookup) -> Result<Vec<StoredEvent>, Error> {
+        use Attribute as A;
+        let (sql, value): (&'static str, FilterValue<'_>) = match &lookup.filter {
+            None => (lookup_sql!(""), FilterValue::None),
+            Some(A::EventId(v)) => (lookup_sql!("AND event_id = ?7"), FilterValue::Text(v)),
+            Some(A::EventName(v)) => (lookup_sql!("AND event_name = ?7"), FilterValue::Text(v)),
+            Some(A::ReadOnly(v)) => (
+                lookup_sql!("AND read_only = ?7"),
+                FilterValue::Int(i64::from(*v)),
+            ),
+            Some(A::Username(v)) => (lookup_sql!("AND username = ?7"), FilterValue::Text(v)),
+            Some(A::ResourceType(v)) => (
+                lookup_sql!(
+                    "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.type' = ?7)"
+                ),
+                FilterValue::Text(v),
+            ),
+            Some(A::ResourceName(v)) => (
+                lookup_sql!(
+                    "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.name' = ?7)"
+                ),
+                FilterValue::Text(v),
+            ),
+            Some(A::EventSource(v)) => (lookup_sql!("AND event_source = ?7"), FilterValue::Text(v)),
+            Some(A::AccessKeyId(v)) => {
+                (lookup_sql!("AND access_key_id = ?7"), FilterValue::Text(v))
+            }
+        };
+        let (cursor_time, cursor_seq) = lookup
+            .after
+            .map(|c| (c.event_time_ms, c.seq))
+            .unwrap_or((i64::MAX, i64::MAX));
+        let query = sqlx::query_as::<_, EventRow>(sql)
+            .bind(&lookup.account_id)
+            .bind(lookup.start_ms.unwrap_or(i64::MIN))
+            .bind(lookup.end_ms.unwrap_or(i64::MAX))
+            .bind(cursor_time)
+            .bind(cursor_seq)
+            .bind(i64::from(lookup.max_results) + 1);
+        let query = match value {
+            FilterValue::None => query,
+            FilterValue::Text(v) => query.bind(v),
+            FilterValue::Int(v) => query.bind(v),
+        };
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.into_iter().map(StoredEvent::try_from).collect()
+    }
+}

@@ -1,0 +1,179 @@
+//! Group commit: every Append hands its copies to one writer task, which drains all that is
+//! waiting (up to `batch_max` rows), writes it in ONE transaction, commits durably
+//! (synchronous=FULL), and only then answers each waiter. Under load, one fsync covers many
+//! calls; alone, a call waits for just its own commit.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::records::EventCopy;
+use crate::store::Store;
+
+/// Queued appends before callers wait for room (backpressure).
+const QUEUE_DEPTH: usize = 8192;
+
+struct Job {
+    copies: Vec<EventCopy>,
+    reply: oneshot::Sender<Result<(), ()>>,
+}
+
+/// The handle handlers use to append; the writer stops when every handle is dropped.
+#[derive(Clone)]
+pub struct Appender {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Appender {
+    /// Start the writer task over `store`.
+    pub fn spawn<S: Store>(store: S, batch_max: usize) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = tokio::spawn(write_loop(store, rx, batch_max.max(1)));
+        (Self { tx }, writer)
+    }
+
+    /// Append `copies`; returns once they are committed (or the batch failed).
+    pub async fn append(&self, copies: Vec<EventCopy>) -> Result<(), Error> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { copies, reply })
+            .await
+            .map_err(|_| Error::CommitFailed)?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            // Batch failed, or the writer is gone.
+            Ok(Err(())) | Err(_) => Err(Error::CommitFailed),
+        }
+    }
+}
+
+async fn write_loop<S: Store>(store: S, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
+    let mut jobs: Vec<Job> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut rows = first.copies.len();
+        jobs.push(first);
+        while rows < batch_max {
+            match rx.try_recv() {
+                Ok(job) => {
+                    rows += job.copies.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch: Vec<&EventCopy> = jobs.iter().flat_map(|j| j.copies.iter()).collect();
+        let result = store.append_batch(&batch).await;
+        drop(batch);
+        let outcome = match result {
+            Ok(inserted) => {
+                tracing::trace!(calls = jobs.len(), rows, inserted, "audit batch committed");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), calls = jobs.len(), rows, "audit batch failed");
+                Err(())
+            }
+        };
+        for job in jobs.drain(..) {
+            // A caller that went away no longer needs the answer.
+            let _ = job.reply.send(outcome);
+        }
+    }
+    tracing::debug!("audit writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lookup::{Lookup, StoredEvent};
+    use std::sync::{Arc, Mutex};
+
+    /// A store that records batch sizes and can be told to fail.
+    #[derive(Clone)]
+    struct Recorder {
+        batches: Arc<Mutex<Vec<usize>>>,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Recorder {
+        fn new() -> Self {
+            Self {
+                batches: Arc::default(),
+                fail: Arc::default(),
+                gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            }
+        }
+    }
+
+    impl Store for Recorder {
+        async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
+            let _permit = self.gate.acquire().await.expect("gate open");
+            self.batches.lock().unwrap().push(copies.len());
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Corrupt("injected".into()));
+            }
+            Ok(copies.len() as u64)
+        }
+        async fn lookup(&self, _: &Lookup) -> Result<Vec<StoredEvent>, Error> {
+            Ok(vec![])
+        }
+    }
+
+    fn copy(i: usize) -> EventCopy {
+        EventCopy {
+            account_id: "111122223333".into(),
+            event_id: format!("e{i}"),
+            event_time_ms: i as i64,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            read_only: false,
+            username: String::new(),
+            access_key_id: String::new(),
+            resources: vec![],
+            request_id: String::new(),
+            cloudtrail_event: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_share_batches_bounded_by_batch_max() {
+        let store = Recorder::new();
+        // Hold the first commit so the others queue up behind it.
+        let gate = store.gate.clone();
+        let (appender, writer) = Appender::spawn(store.clone(), 8);
+        let mut calls = Vec::new();
+        for i in 0..40 {
+            let a = appender.clone();
+            calls.push(tokio::spawn(async move { a.append(vec![copy(i)]).await }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.add_permits(1000);
+        for c in calls {
+            c.await.unwrap().unwrap();
+        }
+        drop(appender);
+        writer.await.unwrap();
+        let batches = store.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 40);
+        assert!(batches.iter().all(|&n| n <= 8), "{batches:?}");
+        assert!(batches.len() < 40, "appends were not grouped: {batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_waiter() {
+        let store = Recorder::new();
+        store.gate.add_permits(1000);
+        store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (appender, _writer) = Appender::spawn(store.clone(), 512);
+        let a = appender.clone();
+        let (r1, r2) = tokio::join!(appender.append(vec![copy(1)]), a.append(vec![copy(2)]));
+        assert!(matches!(r1, Err(Error::CommitFailed)));
+        assert!(matches!(r2, Err(Error::CommitFailed)));
+        store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        appender.append(vec![copy(3)]).await.unwrap();
+    }
+}

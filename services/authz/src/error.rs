@@ -1,0 +1,51 @@
+//! The one error type of authz and its mapping to AWS exceptions.
+
+use kms_proto::error::AwsError;
+
+pub const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unknown or inactive access key, or a security token we did not issue.
+    #[error("unrecognized client")]
+    UnrecognizedClient,
+    /// Malformed signing input (AWS's message).
+    #[error("incomplete signature: {0}")]
+    IncompleteSignature(String),
+    /// Signature expired, scope mismatch or wrong signature (AWS's message).
+    #[error("invalid signature: {0}")]
+    InvalidSignature(String),
+    #[error("validation failed: {0}")]
+    Validation(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<Error> for AwsError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::UnrecognizedClient => {
+                AwsError::new("UnrecognizedClientException", INVALID_TOKEN)
+            }
+            Error::IncompleteSignature(m) => AwsError::new("IncompleteSignatureException", m),
+            Error::InvalidSignature(m) => AwsError::new("InvalidSignatureException", m),
+            Error::Validation(m) => AwsError::new("ValidationException", m),
+            Error::AlreadyExists(m) => AwsError::new("AlreadyExistsException", m),
+            Error::Corrupt(_) | Error::Database(_) => AwsError::internal(),
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        if matches!(e, Error::Corrupt(_) | Error::Database(_)) {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "authz internal error");
+        }
+        AwsError::from(e).into()
+    }
+}

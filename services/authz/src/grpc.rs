@@ -1,0 +1,163 @@
+//! The `kms.authz.v1.Authz` contract mapped onto the domain.
+
+use std::sync::Arc;
+
+use kms_proto::authz::v1 as pb;
+use kms_proto::common::v1::Caller;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::accounts::{AccessKey, AccountSpec};
+use crate::authorize::{self, AccessRequest};
+use crate::clock::Clock;
+use crate::sigv4::{Authenticator, SignedRequest};
+use crate::store::Store;
+
+pub struct AuthzService<S> {
+    store: Arc<S>,
+    authenticator: Arc<Authenticator<S>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: Store> AuthzService<S> {
+    pub fn new(store: Arc<S>, authenticator: Arc<Authenticator<S>>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            authenticator,
+            clock,
+        }
+    }
+}
+
+impl From<pb::AuthenticateRequest> for SignedRequest {
+    fn from(r: pb::AuthenticateRequest) -> Self {
+        Self {
+            access_key_id: r.access_key_id,
+            scope_date: r.scope_date,
+            scope_region: r.scope_region,
+            scope_service: r.scope_service,
+            amz_date: r.amz_date,
+            string_to_sign: r.string_to_sign,
+            signature: r.signature,
+            security_token: r.security_token,
+        }
+    }
+}
+
+impl From<pb::AuthorizeRequest> for AccessRequest {
+    fn from(r: pb::AuthorizeRequest) -> Self {
+        let caller_account = r
+            .context
+            .and_then(|c| c.caller)
+            .map(|c| c.account_id)
+            .filter(|a| !a.is_empty());
+        Self {
+            caller_account,
+            action: r.action,
+            resource_account: r.resource_account,
+        }
+    }
+}
+
+fn caller(key: AccessKey) -> Caller {
+    Caller {
+        account_id: key.account_id,
+        arn: key.principal_arn,
+        principal_id: key.principal_id,
+        principal_type: key.principal_type.as_str().to_owned(),
+        user_name: key.user_name,
+        access_key_id: key.access_key_id,
+        role_arn: String::new(),
+        session_name: String::new(),
+    }
+}
+
+fn now_ms(clock: &dyn Clock) -> i64 {
+    let t: OffsetDateTime = clock.now();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[tonic::async_trait]
+impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
+    #[instrument(skip_all, fields(access_key_id = %request.get_ref().access_key_id))]
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        let req = SignedRequest::from(request.into_inner());
+        match self.authenticator.authenticate(&req).await {
+            Ok(key) => Ok(Response::new(pb::AuthenticateResponse {
+                caller: Some(caller(key)),
+            })),
+            Err(e) => {
+                tracing::debug!(error = %e, "authentication refused");
+                Err(e.into())
+            }
+        }
+    }
+
+    #[instrument(skip_all, fields(action = %request.get_ref().action))]
+    async fn authorize(
+        &self,
+        request: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let req = AccessRequest::from(request.into_inner());
+        let d = authorize::decide(&req);
+        if !d.allowed {
+            tracing::debug!(reason = %d.reason, resource_account = %req.resource_account, "denied");
+        }
+        Ok(Response::new(pb::Decision {
+            allowed: d.allowed,
+            reason: d.reason,
+            denied_by_endpoint_policy: false,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn create_account(
+        &self,
+        request: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        let r = request.into_inner();
+        let spec = AccountSpec {
+            account_id: r.account_id,
+            access_key_id: r.access_key_id,
+            secret_access_key: r.secret_access_key,
+        };
+        let account = spec.build(now_ms(self.clock.as_ref()))?;
+        self.store.create_account(&account).await?;
+        tracing::info!(
+            account_id = %account.account_id,
+            access_key_id = %account.root_key.access_key_id,
+            "account created"
+        );
+        let key = account.root_key;
+        let response = pb::Account {
+            account_id: account.account_id,
+            root_access_key_id: key.access_key_id.clone(),
+            root_secret_access_key: key.secret.expose().to_owned(),
+        };
+        self.authenticator.remember(key);
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_accounts(
+        &self,
+        _request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let accounts = self
+            .store
+            .list_accounts()
+            .await?
+            .into_iter()
+            .map(|a| pb::Account {
+                account_id: a.account_id,
+                root_access_key_id: a.root_access_key_id,
+                root_secret_access_key: String::new(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAccountsResponse { accounts }))
+    }
+}

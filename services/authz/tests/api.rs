@@ -1,0 +1,574 @@
+//! authz over gRPC: bootstrap, Authenticate, Authorize, CreateAccount, ListAccounts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use kms_authz::{Config, FixedClock};
+use kms_proto::authz::v1::authz_client::AuthzClient;
+use kms_proto::authz::v1::{
+    AuthenticateRequest, AuthorizeRequest, CreateAccountRequest, ListAccountsRequest,
+};
+use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::error::AwsError;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+const NOW: OffsetDateTime = datetime!(2026-01-02 00:00:00 UTC);
+const DEFAULT_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const DEFAULT_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+struct TestApp {
+    addr: SocketAddr,
+    client: AuthzClient<Channel>,
+    clock: Arc<FixedClock>,
+    db_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    dir: Arc<TempDir>,
+}
+
+impl TestApp {
+    async fn stop(mut self) -> Arc<TempDir> {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap().unwrap();
+        self.dir.clone()
+    }
+}
+
+async fn spawn_with(dir: Arc<TempDir>, bootstrap_file: Option<PathBuf>) -> TestApp {
+    let db_url = format!("sqlite://{}", dir.path().join("authz.db").display());
+    let mut config = Config::new(db_url.clone());
+    config.bootstrap_file = bootstrap_file;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let clock = Arc::new(FixedClock::new(NOW));
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(kms_authz::run_with_clock(
+        listener,
+        config,
+        clock.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let client = AuthzClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    TestApp {
+        addr,
+        client,
+        clock,
+        db_url,
+        shutdown: Some(tx),
+        server: Some(server),
+        dir,
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_with(Arc::new(TempDir::new().unwrap()), None).await
+}
+
+/// SigV4 signature computed here independently of the service (plain HMAC chain).
+fn sign(secret: &str, date: &str, region: &str, service: &str, string_to_sign: &str) -> String {
+    let mut k = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, format!("AWS4{secret}").as_bytes()),
+        date.as_bytes(),
+    );
+    for part in [region, service, "aws4_request"] {
+        k = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
+            part.as_bytes(),
+        );
+    }
+    let sig = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, k.as_ref()),
+        string_to_sign.as_bytes(),
+    );
+    hex::encode(sig.as_ref())
+}
+
+fn signed(access_key_id: &str, secret: &str, amz_date: &str) -> AuthenticateRequest {
+    let date = &amz_date[..8];
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/us-east-1/kms/aws4_request\n\
+         e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    AuthenticateRequest {
+        access_key_id: access_key_id.into(),
+        scope_date: date.into(),
+        scope_region: "us-east-1".into(),
+        scope_service: "kms".into(),
+        amz_date: amz_date.into(),
+        signature: sign(secret, date, "us-east-1", "kms", &sts),
+        string_to_sign: sts,
+        security_token: String::new(),
+    }
+}
+
+fn aws_error(r: Result<impl std::fmt::Debug, tonic::Status>) -> AwsError {
+    AwsError::from_status(&r.expect_err("call should fail"))
+}
+
+#[tokio::test]
+async fn health_reports_serving_after_migrations() {
+    let app = spawn_app().await;
+    let channel = Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "kms.authz.v1.Authz".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn fresh_database_gets_the_two_default_accounts() {
+    let mut app = spawn_app().await;
+    let accounts = app
+        .client
+        .list_accounts(ListAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    let got: Vec<(&str, &str, &str)> = accounts
+        .iter()
+        .map(|a| {
+            (
+                a.account_id.as_str(),
+                a.root_access_key_id.as_str(),
+                a.root_secret_access_key.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("111122223333", DEFAULT_KEY, ""),
+            ("444455556666", "AKIAI44QH8DHBEXAMPLE", "")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn authenticate_returns_the_root_caller() {
+    let mut app = spawn_app().await;
+    let caller = app
+        .client
+        .authenticate(signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z"))
+        .await
+        .unwrap()
+        .into_inner()
+        .caller
+        .unwrap();
+    assert_eq!(
+        caller,
+        Caller {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:root".into(),
+            principal_id: "111122223333".into(),
+            principal_type: "Root".into(),
+            user_name: String::new(),
+            access_key_id: DEFAULT_KEY.into(),
+            role_arn: String::new(),
+            session_name: String::new(),
+        }
+    );
+    // The second default account signs with its own secret.
+    let caller = app
+        .client
+        .authenticate(signed(
+            "AKIAI44QH8DHBEXAMPLE",
+            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+            "20260102T000000Z",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .caller
+        .unwrap();
+    assert_eq!(caller.account_id, "444455556666");
+}
+
+#[tokio::test]
+async fn unknown_access_key_is_unrecognized() {
+    let mut app = spawn_app().await;
+    let e = aws_error(
+        app.client
+            .authenticate(signed(
+                "AKIAUNKNOWNUNKNOWN00",
+                DEFAULT_SECRET,
+                "20260102T000000Z",
+            ))
+            .await,
+    );
+    assert_eq!(
+        e,
+        AwsError::new(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid."
+        )
+    );
+}
+
+#[tokio::test]
+async fn wrong_secret_or_tampered_string_is_a_signature_mismatch() {
+    let mut app = spawn_app().await;
+    let expected = AwsError::new(
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+    );
+    let e = aws_error(
+        app.client
+            .authenticate(signed(
+                DEFAULT_KEY,
+                "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+                "20260102T000000Z",
+            ))
+            .await,
+    );
+    assert_eq!(e, expected);
+    let mut req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    req.string_to_sign = req.string_to_sign.replace("us-east-1", "us-west-2");
+    assert_eq!(aws_error(app.client.authenticate(req).await), expected);
+    let mut req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    req.scope_region = "us-west-2".into();
+    assert_eq!(aws_error(app.client.authenticate(req).await), expected);
+}
+
+#[tokio::test]
+async fn scope_date_must_equal_the_request_date() {
+    let mut app = spawn_app().await;
+    let mut req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    req.scope_date = "20260101".into();
+    assert_eq!(
+        aws_error(app.client.authenticate(req).await),
+        AwsError::new(
+            "InvalidSignatureException",
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260101' != '20260102', from '20260102T000000Z'."
+        )
+    );
+}
+
+#[tokio::test]
+async fn clock_window_accepts_299_seconds_and_refuses_301() {
+    let mut app = spawn_app().await;
+    let req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    for offset in [299i64, -299, 0] {
+        app.clock.set(NOW + time::Duration::seconds(offset));
+        app.client
+            .authenticate(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("offset {offset}: {e:?}"));
+    }
+    app.clock.set(NOW + time::Duration::seconds(301));
+    assert_eq!(
+        aws_error(app.client.authenticate(req.clone()).await),
+        AwsError::new(
+            "InvalidSignatureException",
+            "Signature expired: 20260102T000000Z is now earlier than 20260102T000001Z (20260102T000501Z - 5 min.)"
+        )
+    );
+    app.clock.set(NOW - time::Duration::seconds(301));
+    assert_eq!(
+        aws_error(app.client.authenticate(req).await),
+        AwsError::new(
+            "InvalidSignatureException",
+            "Signature not yet current: 20260102T000000Z is still later than 20260101T235959Z (20260101T235459Z + 5 min.)"
+        )
+    );
+}
+
+#[tokio::test]
+async fn malformed_date_and_session_tokens_are_refused() {
+    let mut app = spawn_app().await;
+    let mut req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    req.amz_date = "2026-01-02T00:00:00Z".into();
+    assert_eq!(
+        aws_error(app.client.authenticate(req).await).code,
+        "IncompleteSignatureException"
+    );
+    let mut req = signed(DEFAULT_KEY, DEFAULT_SECRET, "20260102T000000Z");
+    req.security_token = "FwoGZXIvYXdzEXAMPLETOKEN".into();
+    assert_eq!(
+        aws_error(app.client.authenticate(req).await).code,
+        "UnrecognizedClientException"
+    );
+}
+
+fn authorize_request(caller_account: &str, resource_account: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        context: Some(RequestContext {
+            caller: Some(Caller {
+                account_id: caller_account.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        action: "kms:Encrypt".into(),
+        resource_arn: format!(
+            "arn:aws:kms:us-east-1:{resource_account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        ),
+        resource_account: resource_account.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn authorize_interim_rule_allows_only_own_account() {
+    let mut app = spawn_app().await;
+    let own = app
+        .client
+        .authorize(authorize_request("111122223333", "111122223333"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.allowed);
+    let none = app
+        .client
+        .authorize(authorize_request("111122223333", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.allowed);
+    let cross = app
+        .client
+        .authorize(authorize_request("111122223333", "444455556666"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!cross.allowed);
+    assert_eq!(
+        cross.reason,
+        "interim rule: principals may use only their own account's keys"
+    );
+    assert!(!cross.denied_by_endpoint_policy);
+    let mut anonymous = authorize_request("", "111122223333");
+    anonymous.context = None;
+    assert!(
+        !app.client
+            .authorize(anonymous)
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn created_account_can_sign_at_once_and_is_listed_without_secret() {
+    let mut app = spawn_app().await;
+    let created = app
+        .client
+        .create_account(CreateAccountRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.account_id.len(), 12);
+    assert!(created.account_id.bytes().all(|b| b.is_ascii_digit()));
+    assert!(created.root_access_key_id.starts_with("AKIA"));
+    assert_eq!(created.root_access_key_id.len(), 20);
+    assert_eq!(created.root_secret_access_key.len(), 40);
+
+    let caller = app
+        .client
+        .authenticate(signed(
+            &created.root_access_key_id,
+            &created.root_secret_access_key,
+            "20260102T000000Z",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .caller
+        .unwrap();
+    assert_eq!(caller.account_id, created.account_id);
+    assert_eq!(
+        caller.arn,
+        format!("arn:aws:iam::{}:root", created.account_id)
+    );
+
+    let accounts = app
+        .client
+        .list_accounts(ListAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 3);
+    let listed = accounts
+        .iter()
+        .find(|a| a.account_id == created.account_id)
+        .unwrap();
+    assert_eq!(listed.root_access_key_id, created.root_access_key_id);
+    assert!(listed.root_secret_access_key.is_empty());
+}
+
+#[tokio::test]
+async fn create_account_with_given_keys_and_conflicts() {
+    let mut app = spawn_app().await;
+    let req = CreateAccountRequest {
+        account_id: "999988887777".into(),
+        access_key_id: "AKIATESTTESTTEST0001".into(),
+        secret_access_key: "abcdefghijklmnopqrstuvwxyz0123456789ABCD".into(),
+    };
+    let created = app
+        .client
+        .create_account(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.account_id, "999988887777");
+    assert_eq!(created.root_access_key_id, "AKIATESTTESTTEST0001");
+    assert_eq!(
+        created.root_secret_access_key,
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    );
+
+    assert_eq!(
+        aws_error(app.client.create_account(req.clone()).await).code,
+        "AlreadyExistsException"
+    );
+    let same_key = CreateAccountRequest {
+        account_id: "999988887778".into(),
+        ..req.clone()
+    };
+    assert_eq!(
+        aws_error(app.client.create_account(same_key).await).code,
+        "AlreadyExistsException"
+    );
+    let bad_id = CreateAccountRequest {
+        account_id: "12345".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        aws_error(app.client.create_account(bad_id).await).code,
+        "ValidationException"
+    );
+    let half_pair = CreateAccountRequest {
+        access_key_id: "AKIATESTTESTTEST0002".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        aws_error(app.client.create_account(half_pair).await).code,
+        "ValidationException"
+    );
+    // The failed attempts left nothing behind.
+    assert_eq!(
+        app.client
+            .list_accounts(ListAccountsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .accounts
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_file_replaces_the_defaults_and_runs_once() {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let file = dir.path().join("bootstrap.json");
+    std::fs::write(
+        &file,
+        r#"{"accounts":[{"account_id":"123456789012","access_key_id":"AKIABOOTSTRAPKEY0001","secret_access_key":"bootstrapsecretbootstrapsecretbootstrap1"}]}"#,
+    )
+    .unwrap();
+    let mut app = spawn_with(dir.clone(), Some(file.clone())).await;
+    let accounts = app
+        .client
+        .list_accounts(ListAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].account_id, "123456789012");
+    app.client
+        .authenticate(signed(
+            "AKIABOOTSTRAPKEY0001",
+            "bootstrapsecretbootstrapsecretbootstrap1",
+            "20260102T000000Z",
+        ))
+        .await
+        .unwrap();
+    let created = app
+        .client
+        .create_account(CreateAccountRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let db_url = app.db_url.clone();
+    let dir = app.stop().await;
+
+    // Restart on the same database with a different bootstrap file: nothing is re-created.
+    std::fs::write(
+        &file,
+        r#"{"accounts":[{"account_id":"000000000000","access_key_id":"AKIAOTHERKEY00000001","secret_access_key":"othersecretothersecretothersecretother12"}]}"#,
+    )
+    .unwrap();
+    let mut app = spawn_with(dir, Some(file)).await;
+    assert_eq!(app.db_url, db_url);
+    let ids: Vec<String> = app
+        .client
+        .list_accounts(ListAccountsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .accounts
+        .into_iter()
+        .map(|a| a.account_id)
+        .collect();
+    let mut expected = vec!["123456789012".to_string(), created.account_id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    // Keys created before the restart still authenticate (loaded from the database).
+    app.client
+        .authenticate(signed(
+            &created.root_access_key_id,
+            &created.root_secret_access_key,
+            "20260102T000000Z",
+        ))
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_bootstrap_file_fails_startup() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("bootstrap.json");
+    std::fs::write(&file, r#"{"accounts":[{"account_id":"1"}]}"#).unwrap();
+    let mut config = Config::new(format!(
+        "sqlite://{}",
+        dir.path().join("authz.db").display()
+    ));
+    config.bootstrap_file = Some(file);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        kms_authz::run(listener, config, std::future::pending()),
+    )
+    .await
+    .expect("startup should fail, not serve");
+    assert!(result.is_err());
+}

@@ -1,0 +1,152 @@
+//! The key store's one error type, and its single mapping to AWS's exceptions
+//! (`kms_proto::error::AwsError`, carried in the gRPC status).
+//!
+//! Messages of client errors are AWS's messages and are built where the condition is
+//! detected. Internal failures (storage, cryptography) are logged here without
+//! secrets and leave as an opaque `KMSInternalException`.
+
+use kms_proto::error::AwsError;
+
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The key is disabled.
+    #[error("{0}")]
+    Disabled(String),
+    /// The key's state does not allow the operation.
+    #[error("{0}")]
+    InvalidState(String),
+    /// Any problem with a ciphertext blob: opaque by design.
+    #[error("invalid ciphertext")]
+    InvalidCiphertext,
+    /// The KeyId given to Decrypt/ReEncrypt is not the key of the blob.
+    #[error("incorrect key")]
+    IncorrectKey,
+    #[error("{0}")]
+    InvalidKeyUsage(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("malformed policy document")]
+    MalformedPolicy,
+    #[error("{0}")]
+    Tag(String),
+    #[error("{0}")]
+    NotAuthorized(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("invalid marker")]
+    InvalidMarker,
+    #[error("custom key store not found")]
+    CustomKeyStoreNotFound,
+    /// Everything checked out, but DryRun was set.
+    #[error("dry run")]
+    DryRun,
+    #[error("storage failure")]
+    Storage(#[from] StoreError),
+    #[error("cryptographic failure")]
+    Crypto(#[from] CryptoError),
+}
+
+impl From<crate::blob::InvalidCiphertext> for Error {
+    fn from(_: crate::blob::InvalidCiphertext) -> Self {
+        Error::InvalidCiphertext
+    }
+}
+
+impl From<Error> for AwsError {
+    fn from(e: Error) -> Self {
+        let (code, message) = match e {
+            Error::NotFound(m) => ("NotFoundException", m),
+            Error::AlreadyExists(m) => ("AlreadyExistsException", m),
+            Error::AccessDenied(m) => ("AccessDeniedException", m),
+            Error::Disabled(m) => ("DisabledException", m),
+            Error::InvalidState(m) => ("KMSInvalidStateException", m),
+            // AWS answers every bad ciphertext with an empty message.
+            Error::InvalidCiphertext => ("InvalidCiphertextException", String::new()),
+            Error::IncorrectKey => (
+                "IncorrectKeyException",
+                "The key ID in the request does not identify a CMK that can perform this operation."
+                    .to_owned(),
+            ),
+            Error::InvalidKeyUsage(m) => ("InvalidKeyUsageException", m),
+            Error::Validation(m) => ("ValidationException", m),
+            Error::Unsupported(m) => ("UnsupportedOperationException", m),
+            Error::MalformedPolicy => (
+                "MalformedPolicyDocumentException",
+                "The request was rejected because the specified policy is not syntactically or semantically correct."
+                    .to_owned(),
+            ),
+            Error::Tag(m) => ("TagException", m),
+            Error::NotAuthorized(m) => ("NotAuthorizedException", m),
+            Error::LimitExceeded(m) => ("LimitExceededException", m),
+            Error::InvalidMarker => (
+                "InvalidMarkerException",
+                "The request was rejected because the marker that specifies where pagination should next begin is not valid."
+                    .to_owned(),
+            ),
+            Error::CustomKeyStoreNotFound => (
+                "CustomKeyStoreNotFoundException",
+                "The request was rejected because KMS cannot find a custom key store with the specified key store name or ID."
+                    .to_owned(),
+            ),
+            Error::DryRun => (
+                "DryRunOperationException",
+                "The request would have succeeded, but the DryRun option is set.".to_owned(),
+            ),
+            Error::Storage(err) => {
+                tracing::error!(error = %err, "storage failure");
+                return AwsError::internal();
+            }
+            Error::Crypto(err) => {
+                tracing::error!(error = %err, "cryptographic failure");
+                return AwsError::internal();
+            }
+        };
+        AwsError::new(code, message)
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        AwsError::from(e).into()
+    }
+}
+
+/// `1 validation error detected: ...` as AWS words a constraint violation.
+pub fn validation(field: &str, constraint: &str) -> Error {
+    Error::Validation(format!(
+        "1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_ciphertext_is_opaque() {
+        let aws = AwsError::from(Error::InvalidCiphertext);
+        assert_eq!(aws.code, "InvalidCiphertextException");
+        assert_eq!(aws.message, "");
+    }
+
+    #[test]
+    fn internal_failures_do_not_leak_details() {
+        let aws = AwsError::from(Error::Crypto(CryptoError::Open));
+        assert_eq!(aws, AwsError::internal());
+        let status: tonic::Status = Error::Disabled("x is disabled.".into()).into();
+        assert_eq!(AwsError::from_status(&status).code, "DisabledException");
+    }
+}

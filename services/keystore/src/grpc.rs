@@ -1,0 +1,595 @@
+//! The gRPC contract (`kms.keystore.v1.KeyStore`) on top of [`KeyService`]: converts
+//! contract messages to domain calls and domain results back to contract messages.
+//! Nothing here reads the database or key material directly.
+//!
+//! Operations that write run on their own task: a client that goes away mid-call
+//! cannot cancel a write between its database commit and the cache update.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kms_proto::common::v1::RequestContext;
+use kms_proto::error::AwsError;
+use kms_proto::keystore::v1 as pb;
+use pb::key_store_server::KeyStore;
+use tonic::{Request, Response, Status};
+
+use crate::crypto;
+use crate::error::Result;
+use crate::model::{
+    ALGORITHM_SYMMETRIC_DEFAULT, AliasRecord, Caller, DEFAULT_POLICY_NAME, KEY_MANAGER_CUSTOMER,
+    KeyRecord, KeyState, Tag, is_account_id, ms_to_epoch_seconds,
+};
+use crate::service::{CreateKeyInput, KeyService, Page, ReEncryptInput};
+use crate::store::Store;
+
+pub struct KeyStoreGrpc<S> {
+    service: Arc<KeyService<S>>,
+}
+
+impl<S: Store> KeyStoreGrpc<S> {
+    pub fn new(service: Arc<KeyService<S>>) -> Self {
+        Self { service }
+    }
+
+    /// Runs a write to completion on its own task, whatever happens to the caller.
+    async fn detached<T, F, Fut>(&self, write: F) -> Result<T, Status>
+    where
+        F: FnOnce(Arc<KeyService<S>>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match tokio::spawn(write(Arc::clone(&self.service))).await {
+            Ok(result) => result.map_err(Status::from),
+            Err(join) => {
+                tracing::error!(error = %join, "write task failed");
+                Err(AwsError::internal().into())
+            }
+        }
+    }
+}
+
+/// The caller and region the gateway established for this request.
+fn caller(context: Option<RequestContext>) -> Result<Caller, Status> {
+    let missing = || {
+        Status::from(AwsError::new(
+            "ValidationException",
+            "The request context (caller account and region) is missing.",
+        ))
+    };
+    let context = context.ok_or_else(missing)?;
+    let principal = context.caller.ok_or_else(missing)?;
+    let region_ok = !context.region.is_empty()
+        && context
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !is_account_id(&principal.account_id) || !region_ok {
+        return Err(missing());
+    }
+    Ok(Caller {
+        account_id: principal.account_id,
+        arn: principal.arn,
+        region: context.region,
+    })
+}
+
+fn metadata(r: &KeyRecord) -> pb::KeyMetadata {
+    pb::KeyMetadata {
+        aws_account_id: r.account_id.clone(),
+        key_id: r.id.clone(),
+        arn: r.arn.clone(),
+        creation_date: ms_to_epoch_seconds(r.creation_date_ms),
+        enabled: r.enabled(),
+        description: r.description.clone(),
+        key_usage: r.key_usage.clone(),
+        key_state: r.state.as_str().to_owned(),
+        deletion_date: r.deletion_date_ms.map(ms_to_epoch_seconds),
+        origin: r.origin.clone(),
+        key_manager: KEY_MANAGER_CUSTOMER.to_owned(),
+        customer_master_key_spec: r.key_spec.clone(),
+        key_spec: r.key_spec.clone(),
+        encryption_algorithms: vec![ALGORITHM_SYMMETRIC_DEFAULT.to_owned()],
+        multi_region: r.multi_region,
+        // AWS shows it only for multi-Region primary keys awaiting replica deletion.
+        pending_deletion_window_in_days: None,
+        signing_algorithms: Vec::new(),
+        mac_algorithms: Vec::new(),
+        key_agreement_algorithms: Vec::new(),
+        current_key_material_id: Some(crypto::material_public_id(&r.id, r.current_material_id)),
+    }
+}
+
+fn alias_entry(a: AliasRecord) -> pb::AliasListEntry {
+    pb::AliasListEntry {
+        alias_arn: a.arn(),
+        alias_name: a.alias_name,
+        target_key_id: Some(a.target_key_id),
+        creation_date: Some(ms_to_epoch_seconds(a.creation_date_ms)),
+        last_updated_date: Some(ms_to_epoch_seconds(a.last_updated_ms)),
+    }
+}
+
+fn tag_from_pb(t: pb::Tag) -> Tag {
+    Tag {
+        key: t.tag_key,
+        value: t.tag_value,
+    }
+}
+
+fn tag_to_pb(t: Tag) -> pb::Tag {
+    pb::Tag {
+        tag_key: t.key,
+        tag_value: t.value,
+    }
+}
+
+/// (items, next_marker, truncated) of a page.
+fn page_parts<T, U>(page: Page<T>, f: impl FnMut(T) -> U) -> (Vec<U>, Option<String>, bool) {
+    let truncated = page.next_marker.is_some();
+    (
+        page.items.into_iter().map(f).collect(),
+        page.next_marker,
+        truncated,
+    )
+}
+
+/// Moves a secret out of its zeroizing buffer into a response message. The message
+/// is encoded and dropped by tonic, beyond our reach; this avoids leaving a copy.
+fn take_secret(mut secret: zeroize::Zeroizing<Vec<u8>>) -> Vec<u8> {
+    std::mem::take(&mut *secret)
+}
+
+#[tonic::async_trait]
+impl<S: Store> KeyStore for KeyStoreGrpc<S> {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::CreateKeyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let input = CreateKeyInput {
+            policy: r.policy,
+            description: r.description,
+            key_usage: r.key_usage,
+            customer_master_key_spec: r.customer_master_key_spec,
+            key_spec: r.key_spec,
+            origin: r.origin,
+            custom_key_store_id: r.custom_key_store_id,
+            multi_region: r.multi_region,
+            xks_key_id: r.xks_key_id,
+            tags: r.tags.into_iter().map(tag_from_pb).collect(),
+        };
+        let record = self
+            .detached(move |s| async move { s.create_key(&caller, input).await })
+            .await?;
+        Ok(Response::new(pb::CreateKeyResponse {
+            key_metadata: Some(metadata(&record)),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn describe_key(
+        &self,
+        request: Request<pb::DescribeKeyRequest>,
+    ) -> Result<Response<pb::DescribeKeyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let record = self.service.describe_key(&caller, &r.key_id)?;
+        Ok(Response::new(pb::DescribeKeyResponse {
+            key_metadata: Some(metadata(&record)),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_keys(&caller, r.limit, r.marker.as_deref())
+            .await?;
+        let (keys, next_marker, truncated) = page_parts(page, |(key_id, key_arn)| {
+            pb::KeyListEntry { key_id, key_arn }
+        });
+        Ok(Response::new(pb::ListKeysResponse {
+            keys,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn enable_key(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move { s.enable_key(&caller, &r.key_id).await })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn disable_key(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move { s.disable_key(&caller, &r.key_id).await })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn schedule_key_deletion(
+        &self,
+        request: Request<pb::ScheduleKeyDeletionRequest>,
+    ) -> Result<Response<pb::ScheduleKeyDeletionResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let record = self
+            .detached(move |s| async move {
+                s.schedule_key_deletion(&caller, &r.key_id, r.pending_window_in_days)
+                    .await
+            })
+            .await?;
+        Ok(Response::new(pb::ScheduleKeyDeletionResponse {
+            key_id: record.arn.clone(),
+            deletion_date: record
+                .deletion_date_ms
+                .map(ms_to_epoch_seconds)
+                .unwrap_or_default(),
+            key_state: KeyState::PendingDeletion.as_str().to_owned(),
+            pending_window_in_days: record.pending_window_days.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn cancel_key_deletion(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::CancelKeyDeletionResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let key_arn = self
+            .detached(move |s| async move { s.cancel_key_deletion(&caller, &r.key_id).await })
+            .await?;
+        Ok(Response::new(pb::CancelKeyDeletionResponse {
+            key_id: key_arn,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_key_description(
+        &self,
+        request: Request<pb::UpdateKeyDescriptionRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.update_key_description(&caller, &r.key_id, r.description)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn encrypt(
+        &self,
+        request: Request<pb::EncryptRequest>,
+    ) -> Result<Response<pb::EncryptResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let mut plaintext = r.plaintext;
+        let out = self.service.encrypt(
+            &caller,
+            &r.key_id,
+            &plaintext,
+            &r.encryption_context,
+            r.encryption_algorithm.as_deref(),
+            r.dry_run.unwrap_or(false),
+        );
+        // The request's plaintext is wiped before the response goes out.
+        zeroize::Zeroize::zeroize(&mut plaintext);
+        let out = out?;
+        Ok(Response::new(pb::EncryptResponse {
+            ciphertext_blob: out.ciphertext_blob,
+            key_id: out.key_arn,
+            encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn decrypt(
+        &self,
+        request: Request<pb::DecryptRequest>,
+    ) -> Result<Response<pb::DecryptResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self.service.decrypt(
+            &caller,
+            &r.ciphertext_blob,
+            &r.encryption_context,
+            r.key_id.as_deref(),
+            r.encryption_algorithm.as_deref(),
+            r.dry_run.unwrap_or(false),
+        )?;
+        Ok(Response::new(pb::DecryptResponse {
+            key_id: out.key_arn,
+            plaintext: take_secret(out.plaintext),
+            encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn re_encrypt(
+        &self,
+        request: Request<pb::ReEncryptRequest>,
+    ) -> Result<Response<pb::ReEncryptResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self.service.re_encrypt(
+            &caller,
+            ReEncryptInput {
+                ciphertext_blob: &r.ciphertext_blob,
+                source_encryption_context: &r.source_encryption_context,
+                source_key_id: r.source_key_id.as_deref(),
+                destination_key_id: &r.destination_key_id,
+                destination_encryption_context: &r.destination_encryption_context,
+                source_encryption_algorithm: r.source_encryption_algorithm.as_deref(),
+                destination_encryption_algorithm: r.destination_encryption_algorithm.as_deref(),
+                dry_run: r.dry_run.unwrap_or(false),
+            },
+        )?;
+        Ok(Response::new(pb::ReEncryptResponse {
+            ciphertext_blob: out.ciphertext_blob,
+            source_key_id: out.source_key_arn,
+            key_id: out.key_arn,
+            source_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+            destination_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_data_key(
+        &self,
+        request: Request<pb::GenerateDataKeyRequest>,
+    ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self.service.generate_data_key(
+            &caller,
+            &r.key_id,
+            &r.encryption_context,
+            r.number_of_bytes,
+            r.key_spec.as_deref(),
+            r.dry_run.unwrap_or(false),
+            "GenerateDataKey",
+        )?;
+        Ok(Response::new(pb::GenerateDataKeyResponse {
+            ciphertext_blob: out.ciphertext_blob,
+            plaintext: take_secret(out.plaintext),
+            key_id: out.key_arn,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_data_key_without_plaintext(
+        &self,
+        request: Request<pb::GenerateDataKeyRequest>,
+    ) -> Result<Response<pb::GenerateDataKeyWithoutPlaintextResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self.service.generate_data_key(
+            &caller,
+            &r.key_id,
+            &r.encryption_context,
+            r.number_of_bytes,
+            r.key_spec.as_deref(),
+            r.dry_run.unwrap_or(false),
+            "GenerateDataKeyWithoutPlaintext",
+        )?;
+        Ok(Response::new(pb::GenerateDataKeyWithoutPlaintextResponse {
+            ciphertext_blob: out.ciphertext_blob,
+            key_id: out.key_arn,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_random(
+        &self,
+        request: Request<pb::GenerateRandomRequest>,
+    ) -> Result<Response<pb::GenerateRandomResponse>, Status> {
+        let r = request.into_inner();
+        // Not tied to a key, but only callers the gateway vouched for.
+        caller(r.context)?;
+        let bytes = self
+            .service
+            .generate_random(r.number_of_bytes, r.custom_key_store_id.as_deref())?;
+        Ok(Response::new(pb::GenerateRandomResponse {
+            plaintext: take_secret(bytes),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_alias(
+        &self,
+        request: Request<pb::AliasRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.create_alias(&caller, &r.alias_name, &r.target_key_id)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_alias(
+        &self,
+        request: Request<pb::AliasRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.update_alias(&caller, &r.alias_name, &r.target_key_id)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn delete_alias(
+        &self,
+        request: Request<pb::DeleteAliasRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move { s.delete_alias(&caller, &r.alias_name).await })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_aliases(
+        &self,
+        request: Request<pb::ListAliasesRequest>,
+    ) -> Result<Response<pb::ListAliasesResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_aliases(&caller, r.key_id.as_deref(), r.limit, r.marker.as_deref())
+            .await?;
+        let (aliases, next_marker, truncated) = page_parts(page, alias_entry);
+        Ok(Response::new(pb::ListAliasesResponse {
+            aliases,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn tag_resource(
+        &self,
+        request: Request<pb::TagResourceRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let tags: Vec<Tag> = r.tags.into_iter().map(tag_from_pb).collect();
+        self.detached(move |s| async move { s.tag_resource(&caller, &r.key_id, &tags).await })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn untag_resource(
+        &self,
+        request: Request<pb::UntagResourceRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(
+            move |s| async move { s.untag_resource(&caller, &r.key_id, &r.tag_keys).await },
+        )
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_resource_tags(
+        &self,
+        request: Request<pb::ListResourceTagsRequest>,
+    ) -> Result<Response<pb::ListResourceTagsResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_resource_tags(&caller, &r.key_id, r.limit, r.marker.as_deref())
+            .await?;
+        let (tags, next_marker, truncated) = page_parts(page, tag_to_pb);
+        Ok(Response::new(pb::ListResourceTagsResponse {
+            tags,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn get_key_policy(
+        &self,
+        request: Request<pb::GetKeyPolicyRequest>,
+    ) -> Result<Response<pb::GetKeyPolicyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let policy = self
+            .service
+            .get_key_policy(&caller, &r.key_id, r.policy_name.as_deref())?;
+        Ok(Response::new(pb::GetKeyPolicyResponse {
+            policy,
+            policy_name: DEFAULT_POLICY_NAME.to_owned(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn put_key_policy(
+        &self,
+        request: Request<pb::PutKeyPolicyRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.put_key_policy(&caller, &r.key_id, r.policy_name.as_deref(), r.policy)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_key_policies(
+        &self,
+        request: Request<pb::ListKeyPoliciesRequest>,
+    ) -> Result<Response<pb::ListKeyPoliciesResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page =
+            self.service
+                .list_key_policies(&caller, &r.key_id, r.limit, r.marker.as_deref())?;
+        let (policy_names, next_marker, truncated) = page_parts(page, |n| n);
+        Ok(Response::new(pb::ListKeyPoliciesResponse {
+            policy_names,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn resolve_key(
+        &self,
+        request: Request<pb::ResolveKeyRequest>,
+    ) -> Result<Response<pb::ResolvedKey>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let record = self.service.resolve_key(&caller, &r.key_id)?;
+        Ok(Response::new(pb::ResolvedKey {
+            key_id: record.id,
+            arn: record.arn,
+            account_id: record.account_id,
+            key_state: record.state.as_str().to_owned(),
+            policy: record.policy,
+            version: record.version,
+        }))
+    }
+}

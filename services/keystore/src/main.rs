@@ -1,0 +1,41 @@
+//! `kms-keystore`: runs the key store alone as a gRPC server (default 127.0.0.1:50053).
+//! Configuration by flags or `KMS_KEYSTORE_*` variables; see `kms-keystore --help`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "kms-keystore",
+    version,
+    about = "KMS key store: every key operation, the only owner of key material"
+)]
+struct Cli {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "KMS_KEYSTORE_LISTEN", default_value = "127.0.0.1:50053")]
+    listen: SocketAddr,
+
+    #[command(flatten)]
+    config: kms_keystore::Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "kms-keystore listening");
+    kms_keystore::run(listener, cli.config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

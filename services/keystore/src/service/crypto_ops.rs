@@ -1,0 +1,331 @@
+//! The cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext)
+//! and GenerateRandom. None of them touches the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use super::{CachedKey, KeyService, access_denied, require_enabled};
+use crate::blob::{self, Blob, MAX_BLOB_LEN};
+use crate::crypto;
+use crate::error::{Error, Result, validation};
+use crate::model::{ALGORITHM_SYMMETRIC_DEFAULT, Caller, KEY_USAGE_ENCRYPT_DECRYPT};
+use crate::store::Store;
+
+const MAX_PLAINTEXT_LEN: usize = 4096;
+const MAX_RANDOM_BYTES: i32 = 1024;
+const ENCRYPTION_ALGORITHMS: &[&str] = &[
+    "SYMMETRIC_DEFAULT",
+    "RSAES_OAEP_SHA_1",
+    "RSAES_OAEP_SHA_256",
+    "SM2PKE",
+];
+
+pub struct Encrypted {
+    pub ciphertext_blob: Vec<u8>,
+    pub key_arn: String,
+}
+
+pub struct Decrypted {
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub key_arn: String,
+}
+
+pub struct ReEncrypted {
+    pub ciphertext_blob: Vec<u8>,
+    pub source_key_arn: String,
+    pub key_arn: String,
+}
+
+pub struct DataKey {
+    pub ciphertext_blob: Vec<u8>,
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub key_arn: String,
+}
+
+/// ReEncrypt parameters.
+pub struct ReEncryptInput<'a> {
+    pub ciphertext_blob: &'a [u8],
+    pub source_encryption_context: &'a HashMap<String, String>,
+    pub source_key_id: Option<&'a str>,
+    pub destination_key_id: &'a str,
+    pub destination_encryption_context: &'a HashMap<String, String>,
+    pub source_encryption_algorithm: Option<&'a str>,
+    pub destination_encryption_algorithm: Option<&'a str>,
+    pub dry_run: bool,
+}
+
+impl<S: Store> KeyService<S> {
+    pub fn encrypt(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &HashMap<String, String>,
+        algorithm: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Encrypted> {
+        if plaintext.is_empty() {
+            return Err(validation(
+                "plaintext",
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(validation(
+                "plaintext",
+                "Member must have length less than or equal to 4096",
+            ));
+        }
+        check_algorithm_value("encryptionAlgorithm", algorithm)?;
+        let key = self.resolve(caller, key_id, "keyId", "Encrypt", true)?;
+        require_enabled(&key)?;
+        require_encrypt_decrypt(&key, "Encrypt")?;
+        check_algorithm_for_key(&key, algorithm)?;
+        if dry_run {
+            return Err(Error::DryRun);
+        }
+        let ciphertext_blob = seal(&key, context, plaintext)?;
+        Ok(Encrypted {
+            ciphertext_blob,
+            key_arn: key.record.arn.clone(),
+        })
+    }
+
+    pub fn decrypt(
+        &self,
+        caller: &Caller,
+        ciphertext_blob: &[u8],
+        context: &HashMap<String, String>,
+        key_id: Option<&str>,
+        algorithm: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Decrypted> {
+        let (key, plaintext) = self.open(
+            caller,
+            ciphertext_blob,
+            context,
+            key_id,
+            "keyId",
+            algorithm,
+            "Decrypt",
+        )?;
+        if dry_run {
+            return Err(Error::DryRun);
+        }
+        Ok(Decrypted {
+            plaintext,
+            key_arn: key.record.arn.clone(),
+        })
+    }
+
+    pub fn re_encrypt(&self, caller: &Caller, input: ReEncryptInput<'_>) -> Result<ReEncrypted> {
+        check_algorithm_value(
+            "destinationEncryptionAlgorithm",
+            input.destination_encryption_algorithm,
+        )?;
+        let (source, plaintext) = self.open(
+            caller,
+            input.ciphertext_blob,
+            input.source_encryption_context,
+            input.source_key_id,
+            "sourceKeyId",
+            input.source_encryption_algorithm,
+            "ReEncryptFrom",
+        )?;
+        let destination = self.resolve(
+            caller,
+            input.destination_key_id,
+            "destinationKeyId",
+            "ReEncryptTo",
+            true,
+        )?;
+        require_enabled(&destination)?;
+        require_encrypt_decrypt(&destination, "ReEncrypt")?;
+        check_algorithm_for_key(&destination, input.destination_encryption_algorithm)?;
+        if input.dry_run {
+            return Err(Error::DryRun);
+        }
+        let ciphertext_blob = seal(
+            &destination,
+            input.destination_encryption_context,
+            &plaintext,
+        )?;
+        Ok(ReEncrypted {
+            ciphertext_blob,
+            source_key_arn: source.record.arn.clone(),
+            key_arn: destination.record.arn.clone(),
+        })
+    }
+
+    /// GenerateDataKey and GenerateDataKeyWithoutPlaintext (`op`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_data_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        context: &HashMap<String, String>,
+        number_of_bytes: Option<i32>,
+        key_spec: Option<&str>,
+        dry_run: bool,
+        op: &str,
+    ) -> Result<DataKey> {
+        let len = match (number_of_bytes, key_spec) {
+            (Some(n), None) => bounded_len("numberOfBytes", n)?,
+            (None, Some("AES_256")) => 32,
+            (None, Some("AES_128")) => 16,
+            (None, Some(other)) => {
+                return Err(Error::Validation(format!(
+                    "1 validation error detected: Value '{other}' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]"
+                )));
+            }
+            (None, None) | (Some(_), Some(_)) => {
+                return Err(Error::Validation(
+                    "Please specify either number of bytes or key spec.".into(),
+                ));
+            }
+        };
+        let key = self.resolve(caller, key_id, "keyId", op, true)?;
+        require_enabled(&key)?;
+        require_encrypt_decrypt(&key, op)?;
+        if dry_run {
+            return Err(Error::DryRun);
+        }
+        let plaintext = crypto::random_bytes(len)?;
+        let ciphertext_blob = seal(&key, context, &plaintext)?;
+        Ok(DataKey {
+            ciphertext_blob,
+            plaintext,
+            key_arn: key.record.arn.clone(),
+        })
+    }
+
+    pub fn generate_random(
+        &self,
+        number_of_bytes: Option<i32>,
+        custom_key_store_id: Option<&str>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let Some(n) = number_of_bytes else {
+            return Err(Error::Validation("NumberOfBytes is required.".into()));
+        };
+        let len = bounded_len("numberOfBytes", n)?;
+        if custom_key_store_id.is_some() {
+            return Err(Error::CustomKeyStoreNotFound);
+        }
+        Ok(crypto::random_bytes(len)?)
+    }
+
+    /// Parses, checks and opens a ciphertext blob for `op` (Decrypt, ReEncryptFrom).
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &self,
+        caller: &Caller,
+        ciphertext_blob: &[u8],
+        context: &HashMap<String, String>,
+        key_id: Option<&str>,
+        key_field: &str,
+        algorithm: Option<&str>,
+        op: &str,
+    ) -> Result<(Arc<CachedKey>, Zeroizing<Vec<u8>>)> {
+        if ciphertext_blob.is_empty() {
+            return Err(validation(
+                "ciphertextBlob",
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        if ciphertext_blob.len() > MAX_BLOB_LEN {
+            return Err(validation(
+                "ciphertextBlob",
+                "Member must have length less than or equal to 6144",
+            ));
+        }
+        let algorithm_field = if key_field == "keyId" {
+            "encryptionAlgorithm"
+        } else {
+            "sourceEncryptionAlgorithm"
+        };
+        check_algorithm_value(algorithm_field, algorithm)?;
+        let parsed = Blob::parse(ciphertext_blob)?;
+        if let Some(key_id) = key_id {
+            let named = self.resolve(caller, key_id, key_field, op, true)?;
+            if named.record.id != parsed.key_id {
+                return Err(Error::IncorrectKey);
+            }
+        }
+        // A blob naming no key we hold is just an invalid ciphertext.
+        let key = self
+            .key_by_id(parsed.key_id)
+            .ok_or(Error::InvalidCiphertext)?;
+        if key.record.account_id != caller.account_id {
+            return Err(access_denied(caller, op, &key.record.arn));
+        }
+        if key.record.region != caller.region {
+            return Err(Error::InvalidCiphertext);
+        }
+        require_enabled(&key)?;
+        require_encrypt_decrypt(&key, if op == "Decrypt" { op } else { "ReEncrypt" })?;
+        check_algorithm_for_key(&key, algorithm)?;
+        let material = key
+            .materials
+            .get(parsed.material_id)
+            .ok_or(Error::InvalidCiphertext)?;
+        let plaintext = parsed.open(material, context)?;
+        Ok((key, plaintext))
+    }
+}
+
+fn seal(key: &CachedKey, context: &HashMap<String, String>, plaintext: &[u8]) -> Result<Vec<u8>> {
+    Ok(blob::seal(
+        key.current_material()?,
+        &key.record.id,
+        key.record.current_material_id,
+        context,
+        plaintext,
+    )?)
+}
+
+fn require_encrypt_decrypt(key: &CachedKey, op: &str) -> Result<()> {
+    if key.record.key_usage != KEY_USAGE_ENCRYPT_DECRYPT {
+        return Err(Error::InvalidKeyUsage(format!(
+            "{} key usage is {} which is not valid for {op}.",
+            key.record.arn, key.record.key_usage
+        )));
+    }
+    Ok(())
+}
+
+fn check_algorithm_value(field: &str, algorithm: Option<&str>) -> Result<()> {
+    match algorithm {
+        Some(a) if !ENCRYPTION_ALGORITHMS.contains(&a) => Err(Error::Validation(format!(
+            "1 validation error detected: Value '{a}' at '{field}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            ENCRYPTION_ALGORITHMS.join(", ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Symmetric keys support only SYMMETRIC_DEFAULT.
+fn check_algorithm_for_key(key: &CachedKey, algorithm: Option<&str>) -> Result<()> {
+    match algorithm {
+        Some(a) if a != ALGORITHM_SYMMETRIC_DEFAULT => Err(Error::InvalidKeyUsage(format!(
+            "Algorithm {a} is incompatible with key spec {}.",
+            key.record.key_spec
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn bounded_len(field: &str, n: i32) -> Result<usize> {
+    if n < 1 {
+        return Err(Error::Validation(format!(
+            "1 validation error detected: Value '{n}' at '{field}' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        )));
+    }
+    if n > MAX_RANDOM_BYTES {
+        return Err(Error::Validation(format!(
+            "1 validation error detected: Value '{n}' at '{field}' failed to satisfy constraint: Member must have value less than or equal to 1024"
+        )));
+    }
+    Ok(n as usize)
+}

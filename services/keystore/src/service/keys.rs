@@ -1,0 +1,521 @@
+//! Key lifecycle (CreateKey, DescribeKey, ListKeys, Enable/Disable, deletion), key
+//! policies, ResolveKey, and the deletion of keys whose waiting period is over.
+
+use std::collections::HashSet;
+
+use super::{
+    KeyService, Page, decode_marker, page_limit, paginate, require_not_pending_deletion, write,
+};
+use crate::crypto::AeadKey;
+use crate::error::{Error, Result};
+use crate::model::{
+    Caller, DEFAULT_POLICY_NAME, KEY_SPEC_SYMMETRIC_DEFAULT, KEY_USAGE_ENCRYPT_DECRYPT, KeyRecord,
+    KeyState, MaterialRecord, ORIGIN_AWS_KMS, Tag, default_key_policy, key_arn, now_ms,
+};
+use crate::service::tags::{MAX_TAGS_PER_KEY, validate_tags};
+use crate::service::{CachedKey, Materials};
+use crate::store::Store;
+
+const KEY_SPECS: &[&str] = &[
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SYMMETRIC_DEFAULT",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ECC_NIST_EDWARDS25519",
+];
+const KEY_USAGES: &[&str] = &[
+    "SIGN_VERIFY",
+    "ENCRYPT_DECRYPT",
+    "GENERATE_VERIFY_MAC",
+    "KEY_AGREEMENT",
+];
+const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
+
+const MAX_DESCRIPTION_LEN: usize = 8192;
+const MAX_POLICY_CHARS: usize = 131_072;
+/// KMS's quota on the size of a key policy.
+const MAX_POLICY_BYTES: usize = 32_768;
+const DEFAULT_PENDING_WINDOW_DAYS: i32 = 30;
+const DAY_MS: i64 = 86_400_000;
+
+/// CreateKey parameters.
+#[derive(Debug, Default)]
+pub struct CreateKeyInput {
+    pub policy: Option<String>,
+    pub description: Option<String>,
+    pub key_usage: Option<String>,
+    pub customer_master_key_spec: Option<String>,
+    pub key_spec: Option<String>,
+    pub origin: Option<String>,
+    pub custom_key_store_id: Option<String>,
+    pub multi_region: Option<bool>,
+    pub xks_key_id: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+impl<S: Store> KeyService<S> {
+    pub async fn create_key(&self, caller: &Caller, input: CreateKeyInput) -> Result<KeyRecord> {
+        let description = input.description.unwrap_or_default();
+        validate_description(&description)?;
+        if input.key_spec.is_some() && input.customer_master_key_spec.is_some() {
+            return Err(Error::Validation(
+                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated."
+                    .into(),
+            ));
+        }
+        let (spec_field, spec) = match (&input.key_spec, &input.customer_master_key_spec) {
+            (Some(s), _) => ("keySpec", s.as_str()),
+            (None, Some(s)) => ("customerMasterKeySpec", s.as_str()),
+            (None, None) => ("keySpec", KEY_SPEC_SYMMETRIC_DEFAULT),
+        };
+        check_enum(spec_field, spec, KEY_SPECS)?;
+        let usage = input
+            .key_usage
+            .as_deref()
+            .unwrap_or(KEY_USAGE_ENCRYPT_DECRYPT);
+        check_enum("keyUsage", usage, KEY_USAGES)?;
+        let origin = input.origin.as_deref().unwrap_or(ORIGIN_AWS_KMS);
+        check_enum("origin", origin, ORIGINS)?;
+        if input.custom_key_store_id.is_some() {
+            return Err(Error::CustomKeyStoreNotFound);
+        }
+        if spec != KEY_SPEC_SYMMETRIC_DEFAULT {
+            return Err(Error::Unsupported(format!(
+                "KeySpec {spec} is not supported yet: this KMS creates only SYMMETRIC_DEFAULT keys."
+            )));
+        }
+        if usage != KEY_USAGE_ENCRYPT_DECRYPT {
+            return Err(Error::Unsupported(format!(
+                "KeyUsage {usage} is not supported yet: this KMS creates only ENCRYPT_DECRYPT keys."
+            )));
+        }
+        if origin != ORIGIN_AWS_KMS {
+            return Err(Error::Unsupported(format!(
+                "Origin {origin} is not supported yet: this KMS creates only keys with AWS_KMS origin."
+            )));
+        }
+        if input.xks_key_id.is_some() {
+            return Err(Error::Unsupported(
+                "XksKeyId is valid only for keys in an external key store, which this KMS does not support yet."
+                    .into(),
+            ));
+        }
+        if input.multi_region == Some(true) {
+            return Err(Error::Unsupported(
+                "Multi-Region keys are not supported yet by this KMS.".into(),
+            ));
+        }
+        let policy = match input.policy {
+            Some(p) => {
+                validate_policy(&p)?;
+                p
+            }
+            None => default_key_policy(&caller.account_id),
+        };
+        validate_tags(&input.tags)?;
+        let distinct: HashSet<&str> = input.tags.iter().map(|t| t.key.as_str()).collect();
+        if distinct.len() > MAX_TAGS_PER_KEY as usize {
+            return Err(too_many_tags());
+        }
+
+        let id = uuid::Uuid::new_v4().to_string();
+        let arn = key_arn(&caller.region, &caller.account_id, &id);
+        let material_id = 1;
+        let (material, raw) = AeadKey::generate()?;
+        let wrapped = self.root.wrap_material(&arn, material_id, &raw)?;
+        drop(raw);
+        let now = now_ms();
+        let record = KeyRecord {
+            id: id.clone(),
+            account_id: caller.account_id.clone(),
+            region: caller.region.clone(),
+            arn,
+            description,
+            key_usage: KEY_USAGE_ENCRYPT_DECRYPT.into(),
+            key_spec: KEY_SPEC_SYMMETRIC_DEFAULT.into(),
+            origin: ORIGIN_AWS_KMS.into(),
+            state: KeyState::Enabled,
+            creation_date_ms: now,
+            deletion_date_ms: None,
+            pending_window_days: None,
+            policy,
+            multi_region: false,
+            current_material_id: material_id,
+            version: 1,
+        };
+        let stored = MaterialRecord {
+            key_id: id,
+            material_id,
+            wrapped,
+            created_ms: now,
+        };
+
+        let _writes = self.writes.lock().await;
+        self.store.insert_key(&record, &stored, &input.tags).await?;
+        self.publish_key(CachedKey {
+            record: record.clone(),
+            materials: std::sync::Arc::new(Materials(vec![(material_id, material)])),
+        });
+        tracing::info!(key_id = %record.id, account_id = %record.account_id, "key created");
+        Ok(record)
+    }
+
+    pub fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
+        let key = self.resolve(caller, key_id, "keyId", "DescribeKey", true)?;
+        Ok(key.record.clone())
+    }
+
+    /// (key id, key ARN) of the caller's keys.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        limit: Option<i32>,
+        marker: Option<&str>,
+    ) -> Result<Page<(String, String)>> {
+        let limit = page_limit(limit, 100, 1000)?;
+        let after = decode_marker(marker)?;
+        let rows = self
+            .store
+            .list_keys(
+                &caller.account_id,
+                &caller.region,
+                after.as_deref(),
+                limit + 1,
+            )
+            .await?;
+        Ok(paginate(rows, limit, |(id, _)| id))
+    }
+
+    pub async fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
+        self.update_key(caller, key_id, "EnableKey", |r| {
+            require_not_pending(r)?;
+            r.state = KeyState::Enabled;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
+        self.update_key(caller, key_id, "DisableKey", |r| {
+            require_not_pending(r)?;
+            r.state = KeyState::Disabled;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn schedule_key_deletion(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        pending_window_in_days: Option<i32>,
+    ) -> Result<KeyRecord> {
+        let days = pending_window_in_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+        if !(1..=365).contains(&days) {
+            let bound = if days < 1 {
+                "greater than or equal to 1"
+            } else {
+                "less than or equal to 365"
+            };
+            return Err(Error::Validation(format!(
+                "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value {bound}"
+            )));
+        }
+        if !(7..=30).contains(&days) {
+            return Err(Error::Validation(format!(
+                "PendingWindowInDays should be between 7 and 30, but it is {days}"
+            )));
+        }
+        self.update_key(caller, key_id, "ScheduleKeyDeletion", |r| {
+            require_not_pending(r)?;
+            r.state = KeyState::PendingDeletion;
+            r.deletion_date_ms = Some(now_ms() + i64::from(days) * DAY_MS);
+            r.pending_window_days = Some(days);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Returns the key ARN.
+    pub async fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<String> {
+        let record = self
+            .update_key(caller, key_id, "CancelKeyDeletion", |r| {
+                if r.state != KeyState::PendingDeletion {
+                    return Err(Error::InvalidState(format!(
+                        "{} is not pending deletion.",
+                        r.arn
+                    )));
+                }
+                // As AWS: a key whose deletion is canceled comes back disabled.
+                r.state = KeyState::Disabled;
+                r.deletion_date_ms = None;
+                r.pending_window_days = None;
+                Ok(())
+            })
+            .await?;
+        Ok(record.arn)
+    }
+
+    pub async fn update_key_description(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        description: String,
+    ) -> Result<()> {
+        validate_description(&description)?;
+        self.update_key(caller, key_id, "UpdateKeyDescription", move |r| {
+            require_not_pending(r)?;
+            r.description = description;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    pub fn get_key_policy(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        policy_name: Option<&str>,
+    ) -> Result<String> {
+        validate_policy_name(policy_name)?;
+        let key = self.resolve(caller, key_id, "keyId", "GetKeyPolicy", false)?;
+        if policy_name.is_some_and(|n| n != DEFAULT_POLICY_NAME) {
+            return Err(Error::NotFound("No such policy exists".into()));
+        }
+        Ok(key.record.policy.clone())
+    }
+
+    pub async fn put_key_policy(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        policy_name: Option<&str>,
+        policy: String,
+    ) -> Result<()> {
+        validate_policy_name(policy_name)?;
+        validate_policy(&policy)?;
+        if policy_name.is_some_and(|n| n != DEFAULT_POLICY_NAME) {
+            // Resolve first so an unknown key still reads as NotFound.
+            self.resolve(caller, key_id, "keyId", "PutKeyPolicy", false)?;
+            return Err(Error::Unsupported(
+                "The only valid policy name is default.".into(),
+            ));
+        }
+        self.update_key(caller, key_id, "PutKeyPolicy", move |r| {
+            r.policy = policy;
+            Ok(())
+        })
+        .await
+        .map(drop)
+    }
+
+    pub fn list_key_policies(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        limit: Option<i32>,
+        marker: Option<&str>,
+    ) -> Result<Page<String>> {
+        let limit = page_limit(limit, 100, 1000)?;
+        let after = decode_marker(marker)?;
+        self.resolve(caller, key_id, "keyId", "ListKeyPolicies", false)?;
+        let names = match after {
+            Some(a) if a.as_str() >= DEFAULT_POLICY_NAME => Vec::new(),
+            _ => vec![DEFAULT_POLICY_NAME.to_owned()],
+        };
+        Ok(paginate(names, limit, |n| n))
+    }
+
+    /// A key's owner, state and policy, from any identifier, in any account (authz
+    /// decides who may use it).
+    pub fn resolve_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
+        Ok(self.resolve_any_account(caller, key_id)?.record.clone())
+    }
+
+    /// Deletes the keys whose waiting period has ended, with their material, aliases
+    /// and tags. Returns how many keys were deleted.
+    pub async fn purge_expired(&self) -> Result<usize> {
+        let _writes = self.writes.lock().await;
+        let deleted = self.store.purge_expired(now_ms()).await?;
+        if deleted.is_empty() {
+            return Ok(0);
+        }
+        let gone: HashSet<&str> = deleted.iter().map(String::as_str).collect();
+        write(&self.keys).retain(|id, _| !gone.contains(id.as_str()));
+        write(&self.aliases).retain(|_, a| !gone.contains(a.target_key_id.as_str()));
+        for id in &deleted {
+            tracing::info!(key_id = %id, "key deleted after its waiting period");
+        }
+        Ok(deleted.len())
+    }
+
+    /// Read-modify-write of a key's metadata under the write lock: `change` sees the
+    /// current record and may refuse; the version is bumped, the row committed and the
+    /// cache updated. Key-only identifiers (no aliases), caller's account.
+    async fn update_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        op: &str,
+        change: impl FnOnce(&mut KeyRecord) -> Result<()>,
+    ) -> Result<KeyRecord> {
+        let _writes = self.writes.lock().await;
+        let key = self.resolve(caller, key_id, "keyId", op, false)?;
+        let mut record = key.record.clone();
+        change(&mut record)?;
+        if record == key.record {
+            return Ok(record);
+        }
+        record.version += 1;
+        self.store.update_key(&record).await?;
+        self.publish_key(key.with_record(record.clone()));
+        tracing::info!(key_id = %record.id, op, state = record.state.as_str(), "key updated");
+        Ok(record)
+    }
+
+    /// For alias and tag operations: the key must not be pending deletion.
+    pub(super) fn resolve_for_change(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        field: &str,
+        op: &str,
+    ) -> Result<std::sync::Arc<CachedKey>> {
+        let key = self.resolve(caller, key_id, field, op, false)?;
+        require_not_pending_deletion(&key)?;
+        Ok(key)
+    }
+}
+
+fn require_not_pending(record: &KeyRecord) -> Result<()> {
+    if record.state == KeyState::PendingDeletion {
+        return Err(super::pending_deletion(record));
+    }
+    Ok(())
+}
+
+pub(super) fn too_many_tags() -> Error {
+    Error::LimitExceeded(format!(
+        "The request was rejected because a quota was exceeded: a KMS key can have at most {MAX_TAGS_PER_KEY} tags."
+    ))
+}
+
+fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(Error::Validation(format!(
+        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+        allowed.join(", ")
+    )))
+}
+
+fn validate_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(crate::error::validation(
+            "description",
+            "Member must have length less than or equal to 8192",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_policy_name(name: Option<&str>) -> Result<()> {
+    if let Some(n) = name
+        && (n.is_empty()
+            || n.len() > 128
+            || !n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'))
+    {
+        return Err(Error::Validation(format!(
+            "1 validation error detected: Value '{n}' at 'policyName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w]+"
+        )));
+    }
+    Ok(())
+}
+
+/// A key policy must be a JSON object of the characters KMS allows (tab, newline,
+/// carriage return, U+0020..U+00FF), within KMS's size quota.
+fn validate_policy(policy: &str) -> Result<()> {
+    if policy.is_empty() {
+        return Err(crate::error::validation(
+            "policy",
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    if policy.chars().count() > MAX_POLICY_CHARS {
+        return Err(crate::error::validation(
+            "policy",
+            "Member must have length less than or equal to 131072",
+        ));
+    }
+    if policy.len() > MAX_POLICY_BYTES {
+        return Err(Error::LimitExceeded(format!(
+            "The request was rejected because a quota was exceeded: a key policy cannot exceed {MAX_POLICY_BYTES} bytes."
+        )));
+    }
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}');
+    if !policy.chars().all(allowed) {
+        return Err(Error::MalformedPolicy);
+    }
+    match serde_json::from_str::<serde_json::Value>(policy) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        _ => Err(Error::MalformedPolicy),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_must_be_json_objects_of_allowed_characters() {
+        assert!(validate_policy(&default_key_policy("111122223333")).is_ok());
+        assert!(matches!(
+            validate_policy("not json"),
+            Err(Error::MalformedPolicy)
+        ));
+        assert!(matches!(
+            validate_policy("[1]"),
+            Err(Error::MalformedPolicy)
+        ));
+        assert!(matches!(
+            validate_policy("{\"a\":\"\u{263a}\"}"),
+            Err(Error::MalformedPolicy)
+        ));
+        assert!(matches!(validate_policy(""), Err(Error::Validation(_))));
+        let huge = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_POLICY_BYTES));
+        assert!(matches!(
+            validate_policy(&huge),
+            Err(Error::LimitExceeded(_))
+        ));
+    }
+
+    #[test]
+    fn enum_values_are_checked() {
+        assert!(check_enum("keySpec", "SYMMETRIC_DEFAULT", KEY_SPECS).is_ok());
+        let err = check_enum("keySpec", "AES", KEY_SPECS).unwrap_err();
+        assert!(err.to_string().contains("Value 'AES' at 'keySpec'"));
+    }
+
+    #[test]
+    fn policy_names_follow_the_model_pattern() {
+        assert!(validate_policy_name(None).is_ok());
+        assert!(validate_policy_name(Some("default")).is_ok());
+        assert!(validate_policy_name(Some("bad-name")).is_err());
+    }
+}

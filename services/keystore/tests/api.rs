@@ -1,0 +1,1495 @@
+//! The key store against its gRPC contract: each test starts the service alone on a
+//! pre-bound 127.0.0.1 port with a fresh SQLite database and development root key in
+//! a temporary directory, and talks to it with the typed client, acting as the gateway
+//! (it sets each request's `context`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use kms_keystore::Config;
+use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::error::AwsError;
+use kms_proto::keystore::v1 as pb;
+use pb::key_store_client::KeyStoreClient;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+const ACCOUNT: &str = "111122223333";
+const OTHER_ACCOUNT: &str = "444455556666";
+const REGION: &str = "us-east-1";
+const UNKNOWN_ID: &str = "0badc0de-0000-4000-8000-000000000000";
+
+struct App {
+    client: KeyStoreClient<Channel>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<anyhow::Result<()>>,
+    // Dropped last: the database and root key live here.
+    dir: TempDir,
+}
+
+async fn spawn_app() -> App {
+    spawn_in(tempfile::tempdir().unwrap()).await
+}
+
+fn dev_config(dir: &Path) -> Config {
+    Config::dev(
+        format!("sqlite://{}", dir.join("keystore.db").display()),
+        dir.join("root.key"),
+    )
+}
+
+async fn spawn_in(dir: TempDir) -> App {
+    spawn_with(dir, dev_config).await
+}
+
+async fn spawn_with(dir: TempDir, config: impl FnOnce(&Path) -> Config) -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(kms_keystore::run(listener, config(dir.path()), async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    App {
+        client: KeyStoreClient::new(channel),
+        addr,
+        stop: Some(stop),
+        server,
+        dir,
+    }
+}
+
+impl App {
+    fn c(&self) -> KeyStoreClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Stops the server (draining calls) and hands back its directory.
+    async fn stop(mut self) -> TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.await.unwrap().unwrap();
+        self.dir
+    }
+
+    async fn create_key(&self) -> pb::KeyMetadata {
+        self.create_key_as(ACCOUNT).await
+    }
+
+    async fn create_key_as(&self, account: &str) -> pb::KeyMetadata {
+        self.c()
+            .create_key(pb::CreateKeyRequest {
+                context: ctx(account),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key_metadata
+            .unwrap()
+    }
+
+    async fn encrypt(
+        &self,
+        account: &str,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &[(&str, &str)],
+    ) -> Result<pb::EncryptResponse, AwsError> {
+        self.c()
+            .encrypt(pb::EncryptRequest {
+                key_id: key_id.into(),
+                plaintext: plaintext.to_vec(),
+                encryption_context: map(context),
+                context: ctx(account),
+                ..Default::default()
+            })
+            .await
+            .aws()
+    }
+
+    async fn decrypt(
+        &self,
+        account: &str,
+        blob: &[u8],
+        context: &[(&str, &str)],
+        key_id: Option<&str>,
+    ) -> Result<pb::DecryptResponse, AwsError> {
+        self.c()
+            .decrypt(pb::DecryptRequest {
+                ciphertext_blob: blob.to_vec(),
+                encryption_context: map(context),
+                key_id: key_id.map(Into::into),
+                context: ctx(account),
+                ..Default::default()
+            })
+            .await
+            .aws()
+    }
+
+    async fn describe(&self, key_id: &str) -> Result<pb::KeyMetadata, AwsError> {
+        self.c()
+            .describe_key(pb::DescribeKeyRequest {
+                key_id: key_id.into(),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+            .map(|r| r.key_metadata.unwrap())
+    }
+
+    async fn key_op(&self, op: KeyOp, key_id: &str) -> Result<(), AwsError> {
+        let req = pb::KeyIdRequest {
+            key_id: key_id.into(),
+            context: ctx(ACCOUNT),
+        };
+        let mut c = self.c();
+        match op {
+            KeyOp::Enable => c.enable_key(req).await.aws().map(drop),
+            KeyOp::Disable => c.disable_key(req).await.aws().map(drop),
+            KeyOp::CancelDeletion => c.cancel_key_deletion(req).await.aws().map(drop),
+        }
+    }
+
+    async fn schedule_deletion(
+        &self,
+        key_id: &str,
+        days: Option<i32>,
+    ) -> Result<pb::ScheduleKeyDeletionResponse, AwsError> {
+        self.c()
+            .schedule_key_deletion(pb::ScheduleKeyDeletionRequest {
+                key_id: key_id.into(),
+                pending_window_in_days: days,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+
+    async fn alias(&self, create: bool, name: &str, target: &str) -> Result<(), AwsError> {
+        let req = pb::AliasRequest {
+            alias_name: name.into(),
+            target_key_id: target.into(),
+            context: ctx(ACCOUNT),
+        };
+        let mut c = self.c();
+        if create {
+            c.create_alias(req).await.aws().map(drop)
+        } else {
+            c.update_alias(req).await.aws().map(drop)
+        }
+    }
+
+    async fn list_aliases(
+        &self,
+        key_id: Option<&str>,
+        limit: Option<i32>,
+        marker: Option<String>,
+    ) -> Result<pb::ListAliasesResponse, AwsError> {
+        self.c()
+            .list_aliases(pb::ListAliasesRequest {
+                key_id: key_id.map(Into::into),
+                limit,
+                marker,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+
+    async fn list_tags(
+        &self,
+        key_id: &str,
+        limit: Option<i32>,
+        marker: Option<String>,
+    ) -> Result<pb::ListResourceTagsResponse, AwsError> {
+        self.c()
+            .list_resource_tags(pb::ListResourceTagsRequest {
+                key_id: key_id.into(),
+                limit,
+                marker,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+
+    async fn resolve(&self, account: &str, key_id: &str) -> Result<pb::ResolvedKey, AwsError> {
+        self.c()
+            .resolve_key(pb::ResolveKeyRequest {
+                key_id: key_id.into(),
+                context: ctx(account),
+            })
+            .await
+            .aws()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum KeyOp {
+    Enable,
+    Disable,
+    CancelDeletion,
+}
+
+fn ctx(account: &str) -> Option<RequestContext> {
+    Some(RequestContext {
+        request_id: "test-request".into(),
+        caller: Some(Caller {
+            account_id: account.into(),
+            arn: format!("arn:aws:iam::{account}:user/alice"),
+            principal_id: "AIDAEXAMPLE".into(),
+            principal_type: "IAMUser".into(),
+            user_name: "alice".into(),
+            ..Default::default()
+        }),
+        region: REGION.into(),
+        source_ip: "127.0.0.1".into(),
+        ..Default::default()
+    })
+}
+
+fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn arn(account: &str, key_id: &str) -> String {
+    format!("arn:aws:kms:{REGION}:{account}:key/{key_id}")
+}
+
+fn tag(k: &str, v: &str) -> pb::Tag {
+    pb::Tag {
+        tag_key: k.into(),
+        tag_value: v.into(),
+    }
+}
+
+trait AwsResult<T> {
+    fn aws(self) -> Result<T, AwsError>;
+}
+
+impl<T> AwsResult<T> for Result<tonic::Response<T>, tonic::Status> {
+    fn aws(self) -> Result<T, AwsError> {
+        self.map(tonic::Response::into_inner)
+            .map_err(|s| AwsError::from_status(&s))
+    }
+}
+
+/// Asserts the AWS exception and returns its message.
+#[track_caller]
+fn expect_err<T: std::fmt::Debug>(result: Result<T, AwsError>, code: &str) -> String {
+    match result {
+        Ok(v) => panic!("expected {code}, got {v:?}"),
+        Err(e) => {
+            assert_eq!(e.code, code, "{e}");
+            e.message
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_is_serving_after_start() {
+    let app = spawn_app().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "kms.keystore.v1.KeyStore".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn create_key_returns_aws_metadata_and_default_policy() {
+    let app = spawn_app().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let created = app
+        .c()
+        .create_key(pb::CreateKeyRequest {
+            description: Some("test key 123".into()),
+            tags: vec![tag("Project", "alpha")],
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key_metadata
+        .unwrap();
+    assert_eq!(created.aws_account_id, ACCOUNT);
+    assert_eq!(created.arn, arn(ACCOUNT, &created.key_id));
+    assert_eq!(created.key_id.len(), 36);
+    assert!(created.enabled);
+    assert_eq!(created.key_state, "Enabled");
+    assert_eq!(created.description, "test key 123");
+    assert_eq!(created.key_usage, "ENCRYPT_DECRYPT");
+    assert_eq!(created.key_spec, "SYMMETRIC_DEFAULT");
+    assert_eq!(created.customer_master_key_spec, "SYMMETRIC_DEFAULT");
+    assert_eq!(created.origin, "AWS_KMS");
+    assert_eq!(created.key_manager, "CUSTOMER");
+    assert_eq!(created.encryption_algorithms, vec!["SYMMETRIC_DEFAULT"]);
+    assert!(!created.multi_region);
+    assert!(created.deletion_date.is_none());
+    assert_eq!(created.current_key_material_id.as_ref().unwrap().len(), 64);
+    assert!(created.creation_date >= before - 1.0 && created.creation_date < before + 60.0);
+
+    // DescribeKey by id and by ARN gives the same metadata.
+    assert_eq!(app.describe(&created.key_id).await.unwrap(), created);
+    assert_eq!(app.describe(&created.arn).await.unwrap(), created);
+
+    let policy = app
+        .c()
+        .get_key_policy(pb::GetKeyPolicyRequest {
+            key_id: created.key_id.clone(),
+            policy_name: Some("default".into()),
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(policy.policy_name, "default");
+    let policy: serde_json::Value = serde_json::from_str(&policy.policy).unwrap();
+    assert_eq!(
+        policy,
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [{
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                "Action": "kms:*",
+                "Resource": "*"
+            }]
+        })
+    );
+    let tags = app.list_tags(&created.key_id, None, None).await.unwrap();
+    assert_eq!(tags.tags, vec![tag("Project", "alpha")]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn create_key_rejects_what_is_not_supported_yet() {
+    let app = spawn_app().await;
+    let create = |req: pb::CreateKeyRequest| {
+        let mut c = app.c();
+        async move {
+            c.create_key(pb::CreateKeyRequest {
+                context: ctx(ACCOUNT),
+                ..req
+            })
+            .await
+            .aws()
+        }
+    };
+    let msg = expect_err(
+        create(pb::CreateKeyRequest {
+            key_spec: Some("RSA_2048".into()),
+            ..Default::default()
+        })
+        .await,
+        "UnsupportedOperationException",
+    );
+    assert!(msg.contains("RSA_2048"), "{msg}");
+    expect_err(
+        create(pb::CreateKeyRequest {
+            key_usage: Some("SIGN_VERIFY".into()),
+            ..Default::default()
+        })
+        .await,
+        "UnsupportedOperationException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            origin: Some("EXTERNAL".into()),
+            ..Default::default()
+        })
+        .await,
+        "UnsupportedOperationException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            multi_region: Some(true),
+            ..Default::default()
+        })
+        .await,
+        "UnsupportedOperationException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            custom_key_store_id: Some("cks-1234567890abcdef0".into()),
+            ..Default::default()
+        })
+        .await,
+        "CustomKeyStoreNotFoundException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            policy: Some("{not json".into()),
+            ..Default::default()
+        })
+        .await,
+        "MalformedPolicyDocumentException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            tags: vec![tag("aws:reserved", "x")],
+            ..Default::default()
+        })
+        .await,
+        "TagException",
+    );
+    expect_err(
+        create(pb::CreateKeyRequest {
+            key_spec: Some("NOPE".into()),
+            ..Default::default()
+        })
+        .await,
+        "ValidationException",
+    );
+    // Explicit defaults are fine, and a given policy is kept verbatim.
+    let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    let key = create(pb::CreateKeyRequest {
+        key_spec: Some("SYMMETRIC_DEFAULT".into()),
+        key_usage: Some("ENCRYPT_DECRYPT".into()),
+        origin: Some("AWS_KMS".into()),
+        multi_region: Some(false),
+        policy: Some(policy.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .key_metadata
+    .unwrap();
+    let got = app
+        .c()
+        .get_key_policy(pb::GetKeyPolicyRequest {
+            key_id: key.key_id,
+            policy_name: None,
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(got.policy, policy);
+    // Nothing but that one key was created.
+    let keys = app
+        .c()
+        .list_keys(pb::ListKeysRequest {
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(keys.keys.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn encrypt_decrypt_round_trip_with_every_identifier() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    app.alias(true, "alias/app", &key.key_id).await.unwrap();
+    let alias_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/app");
+    for id in [
+        key.key_id.as_str(),
+        key.arn.as_str(),
+        "alias/app",
+        alias_arn.as_str(),
+    ] {
+        let out = app
+            .encrypt(ACCOUNT, id, b"attack at dawn", &[("purpose", "test")])
+            .await
+            .unwrap();
+        assert_eq!(out.key_id, key.arn, "Encrypt returns the key ARN");
+        assert_eq!(out.encryption_algorithm, "SYMMETRIC_DEFAULT");
+        assert!(out.ciphertext_blob.len() <= 6144);
+        let plain = app
+            .decrypt(ACCOUNT, &out.ciphertext_blob, &[("purpose", "test")], None)
+            .await
+            .unwrap();
+        assert_eq!(plain.plaintext, b"attack at dawn");
+        assert_eq!(plain.key_id, key.arn);
+        assert_eq!(plain.encryption_algorithm, "SYMMETRIC_DEFAULT");
+        // Naming the key in Decrypt, in any form, works too.
+        let again = app
+            .decrypt(
+                ACCOUNT,
+                &out.ciphertext_blob,
+                &[("purpose", "test")],
+                Some(id),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.plaintext, b"attack at dawn");
+    }
+    // The largest plaintext KMS accepts.
+    let big = vec![0xa5; 4096];
+    let out = app.encrypt(ACCOUNT, &key.key_id, &big, &[]).await.unwrap();
+    assert!(out.ciphertext_blob.len() <= 6144);
+    assert_eq!(
+        app.decrypt(ACCOUNT, &out.ciphertext_blob, &[], None)
+            .await
+            .unwrap()
+            .plaintext,
+        big
+    );
+    // Two encryptions of the same plaintext differ (random nonces).
+    let a = app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await.unwrap();
+    let b = app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await.unwrap();
+    assert_ne!(a.ciphertext_blob, b.ciphertext_blob);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn encrypt_validates_its_input() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, &key.key_id, &[0; 4097], &[]).await,
+        "ValidationException",
+    );
+    assert_eq!(
+        msg,
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"
+    );
+    expect_err(
+        app.encrypt(ACCOUNT, &key.key_id, b"", &[]).await,
+        "ValidationException",
+    );
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, "fake-key-id", b"x", &[]).await,
+        "NotFoundException",
+    );
+    assert_eq!(msg, "Invalid keyId 'fake-key-id'");
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, UNKNOWN_ID, b"x", &[]).await,
+        "NotFoundException",
+    );
+    assert_eq!(
+        msg,
+        format!("Key '{}' does not exist", arn(ACCOUNT, UNKNOWN_ID))
+    );
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, "alias/missing", b"x", &[]).await,
+        "NotFoundException",
+    );
+    assert_eq!(
+        msg,
+        format!("Alias arn:aws:kms:{REGION}:{ACCOUNT}:alias/missing is not found.")
+    );
+    let other_region = format!("arn:aws:kms:eu-west-1:{ACCOUNT}:key/{}", key.key_id);
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, &other_region, b"x", &[]).await,
+        "NotFoundException",
+    );
+    assert_eq!(msg, "Invalid arn eu-west-1");
+    let wrong_algorithm = app
+        .c()
+        .encrypt(pb::EncryptRequest {
+            key_id: key.key_id.clone(),
+            plaintext: b"x".to_vec(),
+            encryption_algorithm: Some("RSAES_OAEP_SHA_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(wrong_algorithm, "InvalidKeyUsageException");
+    let dry = app
+        .c()
+        .encrypt(pb::EncryptRequest {
+            key_id: key.key_id.clone(),
+            plaintext: b"x".to_vec(),
+            dry_run: Some(true),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(dry, "DryRunOperationException");
+    // Without the gateway's context nothing happens.
+    let no_context = app
+        .c()
+        .encrypt(pb::EncryptRequest {
+            key_id: key.key_id.clone(),
+            plaintext: b"x".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(no_context, "ValidationException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decrypt_requires_the_exact_encryption_context() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"secret", &[("a", "1"), ("b", "2")])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    // Order does not matter, content does.
+    assert!(
+        app.decrypt(ACCOUNT, &blob, &[("b", "2"), ("a", "1")], None)
+            .await
+            .is_ok()
+    );
+    for wrong in [
+        &[][..],
+        &[("a", "1")][..],
+        &[("a", "1"), ("b", "3")][..],
+        &[("a", "1"), ("B", "2")][..],
+        &[("a", "1"), ("b", "2"), ("c", "3")][..],
+    ] {
+        let msg = expect_err(
+            app.decrypt(ACCOUNT, &blob, wrong, None).await,
+            "InvalidCiphertextException",
+        );
+        assert_eq!(msg, "");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tampered_or_foreign_blobs_are_invalid_ciphertext() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"secret", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    for bit in 0..blob.len() * 8 {
+        let mut bad = blob.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let err = app.decrypt(ACCOUNT, &bad, &[], None).await.unwrap_err();
+        // A flip inside the key id can make it name no key at all, or one of another
+        // form; every outcome is opaque.
+        assert!(
+            err.code == "InvalidCiphertextException" && err.message.is_empty(),
+            "bit {bit}: {err}"
+        );
+    }
+    for junk in [
+        vec![0u8; 1],
+        vec![1u8; 100],
+        b"not a kms blob at all".to_vec(),
+    ] {
+        expect_err(
+            app.decrypt(ACCOUNT, &junk, &[], None).await,
+            "InvalidCiphertextException",
+        );
+    }
+    expect_err(
+        app.decrypt(ACCOUNT, &[], &[], None).await,
+        "ValidationException",
+    );
+    expect_err(
+        app.decrypt(ACCOUNT, &vec![1u8; 6145], &[], None).await,
+        "ValidationException",
+    );
+    // Truncations.
+    for cut in [1, 10, 40, blob.len() - 1] {
+        expect_err(
+            app.decrypt(ACCOUNT, &blob[..cut], &[], None).await,
+            "InvalidCiphertextException",
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn decrypt_with_the_wrong_key_is_incorrect_key() {
+    let app = spawn_app().await;
+    let a = app.create_key().await;
+    let b = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &a.key_id, b"for a", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let msg = expect_err(
+        app.decrypt(ACCOUNT, &blob, &[], Some(&b.key_id)).await,
+        "IncorrectKeyException",
+    );
+    assert_eq!(
+        msg,
+        "The key ID in the request does not identify a CMK that can perform this operation."
+    );
+    expect_err(
+        app.decrypt(ACCOUNT, &blob, &[], Some(UNKNOWN_ID)).await,
+        "NotFoundException",
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn disabled_and_pending_deletion_keys_refuse_crypto() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"x", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+
+    app.key_op(KeyOp::Disable, &key.key_id).await.unwrap();
+    let described = app.describe(&key.key_id).await.unwrap();
+    assert_eq!(described.key_state, "Disabled");
+    assert!(!described.enabled);
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await,
+        "DisabledException",
+    );
+    assert_eq!(msg, format!("{} is disabled.", key.arn));
+    expect_err(
+        app.decrypt(ACCOUNT, &blob, &[], None).await,
+        "DisabledException",
+    );
+    // Disabling twice is fine, as in AWS.
+    app.key_op(KeyOp::Disable, &key.key_id).await.unwrap();
+    app.key_op(KeyOp::Enable, &key.key_id).await.unwrap();
+    assert!(app.decrypt(ACCOUNT, &blob, &[], None).await.is_ok());
+
+    // Out-of-range waiting periods.
+    for days in [0, 6, 31, 366] {
+        expect_err(
+            app.schedule_deletion(&key.key_id, Some(days)).await,
+            "ValidationException",
+        );
+    }
+    let scheduled = app.schedule_deletion(&key.key_id, None).await.unwrap();
+    assert_eq!(scheduled.key_id, key.arn);
+    assert_eq!(scheduled.key_state, "PendingDeletion");
+    assert_eq!(scheduled.pending_window_in_days, 30);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((scheduled.deletion_date - (now + 30.0 * 86400.0)).abs() < 60.0);
+    let described = app.describe(&key.key_id).await.unwrap();
+    assert_eq!(described.key_state, "PendingDeletion");
+    assert_eq!(described.deletion_date, Some(scheduled.deletion_date));
+    assert!(!described.enabled);
+
+    let pending = format!("{} is pending deletion.", key.arn);
+    for result in [
+        app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await.map(drop),
+        app.decrypt(ACCOUNT, &blob, &[], None).await.map(drop),
+        app.key_op(KeyOp::Enable, &key.key_id).await,
+        app.key_op(KeyOp::Disable, &key.key_id).await,
+        app.schedule_deletion(&key.key_id, Some(7)).await.map(drop),
+    ] {
+        assert_eq!(expect_err(result, "KMSInvalidStateException"), pending);
+    }
+
+    let cancelled = app
+        .c()
+        .cancel_key_deletion(pb::KeyIdRequest {
+            key_id: key.key_id.clone(),
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(cancelled.key_id, key.arn);
+    let described = app.describe(&key.key_id).await.unwrap();
+    assert_eq!(described.key_state, "Disabled", "AWS cancels into Disabled");
+    assert!(described.deletion_date.is_none());
+    expect_err(
+        app.key_op(KeyOp::CancelDeletion, &key.key_id).await,
+        "KMSInvalidStateException",
+    );
+    app.key_op(KeyOp::Enable, &key.key_id).await.unwrap();
+    assert!(app.decrypt(ACCOUNT, &blob, &[], None).await.is_ok());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_of_other_accounts_are_denied() {
+    let app = spawn_app().await;
+    let theirs = app.create_key_as(OTHER_ACCOUNT).await;
+    let blob = app
+        .encrypt(OTHER_ACCOUNT, &theirs.key_id, b"theirs", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, &theirs.arn, b"x", &[]).await,
+        "AccessDeniedException",
+    );
+    assert_eq!(
+        msg,
+        format!(
+            "User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: kms:Encrypt on resource: {} because no resource-based policy allows the kms:Encrypt action",
+            theirs.arn
+        )
+    );
+    // A bare id names a key in the caller's own account: there is none.
+    expect_err(
+        app.encrypt(ACCOUNT, &theirs.key_id, b"x", &[]).await,
+        "NotFoundException",
+    );
+    let msg = expect_err(
+        app.decrypt(ACCOUNT, &blob, &[], None).await,
+        "AccessDeniedException",
+    );
+    assert!(
+        msg.contains("kms:Decrypt") && msg.contains(&theirs.arn),
+        "{msg}"
+    );
+    expect_err(app.describe(&theirs.arn).await, "AccessDeniedException");
+    let other_alias = format!("arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:alias/theirs");
+    expect_err(
+        app.encrypt(ACCOUNT, &other_alias, b"x", &[]).await,
+        "AccessDeniedException",
+    );
+    // Their own account still works, and ListKeys shows only one's own keys.
+    assert!(app.decrypt(OTHER_ACCOUNT, &blob, &[], None).await.is_ok());
+    let mine = app
+        .c()
+        .list_keys(pb::ListKeysRequest {
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert!(mine.keys.is_empty());
+
+    // ResolveKey (for authz) resolves across accounts.
+    let resolved = app.resolve(ACCOUNT, &theirs.arn).await.unwrap();
+    assert_eq!(resolved.account_id, OTHER_ACCOUNT);
+    assert_eq!(resolved.key_id, theirs.key_id);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn re_encrypt_moves_data_between_keys_and_contexts() {
+    let app = spawn_app().await;
+    let a = app.create_key().await;
+    let b = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &a.key_id, b"payload", &[("v", "1")])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let re = |source_key_id: Option<String>, source_ctx: &[(&str, &str)]| {
+        let mut c = app.c();
+        let req = pb::ReEncryptRequest {
+            ciphertext_blob: blob.clone(),
+            source_encryption_context: map(source_ctx),
+            source_key_id,
+            destination_key_id: b.key_id.clone(),
+            destination_encryption_context: map(&[("v", "2")]),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.re_encrypt(req).await.aws() }
+    };
+    let out = re(Some(a.arn.clone()), &[("v", "1")]).await.unwrap();
+    assert_eq!(out.source_key_id, a.arn);
+    assert_eq!(out.key_id, b.arn);
+    assert_eq!(out.source_encryption_algorithm, "SYMMETRIC_DEFAULT");
+    assert_eq!(out.destination_encryption_algorithm, "SYMMETRIC_DEFAULT");
+    let plain = app
+        .decrypt(ACCOUNT, &out.ciphertext_blob, &[("v", "2")], None)
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext, b"payload");
+    assert_eq!(plain.key_id, b.arn);
+    expect_err(
+        app.decrypt(ACCOUNT, &out.ciphertext_blob, &[("v", "1")], None)
+            .await,
+        "InvalidCiphertextException",
+    );
+    expect_err(
+        re(Some(b.key_id.clone()), &[("v", "1")]).await,
+        "IncorrectKeyException",
+    );
+    expect_err(re(None, &[("v", "x")]).await, "InvalidCiphertextException");
+    app.key_op(KeyOp::Disable, &b.key_id).await.unwrap();
+    expect_err(re(None, &[("v", "1")]).await, "DisabledException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn generate_data_keys_and_random_bytes() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let gdk = |number_of_bytes: Option<i32>, key_spec: Option<&str>| {
+        let mut c = app.c();
+        let req = pb::GenerateDataKeyRequest {
+            key_id: key.key_id.clone(),
+            encryption_context: map(&[("file", "a.txt")]),
+            number_of_bytes,
+            key_spec: key_spec.map(Into::into),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.generate_data_key(req).await.aws() }
+    };
+    for (n, spec, len) in [
+        (None, Some("AES_256"), 32),
+        (None, Some("AES_128"), 16),
+        (Some(1), None, 1),
+        (Some(64), None, 64),
+        (Some(1024), None, 1024),
+    ] {
+        let out = gdk(n, spec).await.unwrap();
+        assert_eq!(out.plaintext.len(), len);
+        assert_eq!(out.key_id, key.arn);
+        let plain = app
+            .decrypt(ACCOUNT, &out.ciphertext_blob, &[("file", "a.txt")], None)
+            .await
+            .unwrap();
+        assert_eq!(plain.plaintext, out.plaintext);
+    }
+    for (n, spec) in [
+        (None, None),
+        (Some(32), Some("AES_256")),
+        (Some(0), None),
+        (Some(1025), None),
+        (None, Some("AES_512")),
+    ] {
+        expect_err(gdk(n, spec).await, "ValidationException");
+    }
+    assert_eq!(
+        expect_err(gdk(None, None).await, "ValidationException"),
+        "Please specify either number of bytes or key spec."
+    );
+
+    let without = app
+        .c()
+        .generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
+            key_id: "alias/none".into(),
+            key_spec: Some("AES_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(without, "NotFoundException");
+    let without = app
+        .c()
+        .generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
+            key_id: key.arn.clone(),
+            key_spec: Some("AES_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(without.key_id, key.arn);
+    let plain = app
+        .decrypt(ACCOUNT, &without.ciphertext_blob, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext.len(), 32);
+
+    let random = |n: Option<i32>| {
+        let mut c = app.c();
+        async move {
+            c.generate_random(pb::GenerateRandomRequest {
+                number_of_bytes: n,
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+        }
+    };
+    for n in [1, 12, 1024] {
+        assert_eq!(random(Some(n)).await.unwrap().plaintext.len(), n as usize);
+    }
+    assert_ne!(
+        random(Some(32)).await.unwrap().plaintext,
+        random(Some(32)).await.unwrap().plaintext
+    );
+    assert_eq!(
+        expect_err(random(None).await, "ValidationException"),
+        "NumberOfBytes is required."
+    );
+    assert_eq!(
+        expect_err(random(Some(1025)).await, "ValidationException"),
+        "1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024"
+    );
+    expect_err(random(Some(0)).await, "ValidationException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn aliases_lifecycle() {
+    let app = spawn_app().await;
+    let a = app.create_key().await;
+    let b = app.create_key().await;
+    app.alias(true, "alias/one", &a.key_id).await.unwrap();
+    app.alias(true, "alias/two", &a.arn).await.unwrap();
+    app.alias(true, "alias/three", &b.key_id).await.unwrap();
+
+    let msg = expect_err(
+        app.alias(true, "alias/one", &b.key_id).await,
+        "AlreadyExistsException",
+    );
+    assert_eq!(
+        msg,
+        format!("An alias with the name arn:aws:kms:{REGION}:{ACCOUNT}:alias/one already exists")
+    );
+    expect_err(
+        app.alias(true, "alias/aws/ebs", &a.key_id).await,
+        "NotAuthorizedException",
+    );
+    let msg = expect_err(
+        app.alias(true, "one", &a.key_id).await,
+        "ValidationException",
+    );
+    assert!(
+        msg.starts_with("Alias must start with the prefix \"alias/\""),
+        "{msg}"
+    );
+    expect_err(
+        app.alias(true, "alias/bad name", &a.key_id).await,
+        "ValidationException",
+    );
+    expect_err(
+        app.alias(true, "alias/four", "alias/one").await,
+        "ValidationException",
+    );
+    expect_err(
+        app.alias(true, "alias/four", UNKNOWN_ID).await,
+        "NotFoundException",
+    );
+
+    let all = app.list_aliases(None, None, None).await.unwrap();
+    let names: Vec<_> = all.aliases.iter().map(|x| x.alias_name.as_str()).collect();
+    assert_eq!(names, vec!["alias/one", "alias/three", "alias/two"]);
+    assert!(!all.truncated);
+    let first = &all.aliases[0];
+    assert_eq!(
+        first.alias_arn,
+        format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/one")
+    );
+    assert_eq!(first.target_key_id.as_deref(), Some(a.key_id.as_str()));
+    assert!(first.creation_date.is_some() && first.last_updated_date.is_some());
+
+    let of_a = app.list_aliases(Some(&a.arn), None, None).await.unwrap();
+    assert_eq!(of_a.aliases.len(), 2);
+    let page = app.list_aliases(None, Some(2), None).await.unwrap();
+    assert_eq!(page.aliases.len(), 2);
+    assert!(page.truncated);
+    let rest = app
+        .list_aliases(None, Some(2), page.next_marker.clone())
+        .await
+        .unwrap();
+    assert_eq!(rest.aliases.len(), 1);
+    assert_eq!(rest.aliases[0].alias_name, "alias/two");
+    assert!(!rest.truncated && rest.next_marker.is_none());
+
+    // UpdateAlias repoints; the alias follows.
+    app.alias(false, "alias/one", &b.key_id).await.unwrap();
+    let out = app.encrypt(ACCOUNT, "alias/one", b"x", &[]).await.unwrap();
+    assert_eq!(out.key_id, b.arn);
+    expect_err(
+        app.alias(false, "alias/missing", &b.key_id).await,
+        "NotFoundException",
+    );
+    // A key pending deletion cannot become a target.
+    app.schedule_deletion(&a.key_id, Some(7)).await.unwrap();
+    expect_err(
+        app.alias(false, "alias/three", &a.key_id).await,
+        "KMSInvalidStateException",
+    );
+    expect_err(
+        app.alias(true, "alias/five", &a.key_id).await,
+        "KMSInvalidStateException",
+    );
+
+    let delete = |name: &str| {
+        let mut c = app.c();
+        let req = pb::DeleteAliasRequest {
+            alias_name: name.into(),
+            context: ctx(ACCOUNT),
+        };
+        async move { c.delete_alias(req).await.aws() }
+    };
+    delete("alias/one").await.unwrap();
+    let msg = expect_err(delete("alias/one").await, "NotFoundException");
+    assert_eq!(
+        msg,
+        format!("Alias arn:aws:kms:{REGION}:{ACCOUNT}:alias/one is not found.")
+    );
+    expect_err(
+        app.encrypt(ACCOUNT, "alias/one", b"x", &[]).await,
+        "NotFoundException",
+    );
+    // Aliases are per account.
+    let theirs = app.create_key_as(OTHER_ACCOUNT).await;
+    let mut c = app.c();
+    c.create_alias(pb::AliasRequest {
+        alias_name: "alias/two".into(),
+        target_key_id: theirs.key_id.clone(),
+        context: ctx(OTHER_ACCOUNT),
+    })
+    .await
+    .unwrap();
+    let out = app
+        .encrypt(OTHER_ACCOUNT, "alias/two", b"x", &[])
+        .await
+        .unwrap();
+    assert_eq!(out.key_id, theirs.arn);
+    // In the caller's account, alias/two still names key a, now pending deletion.
+    expect_err(
+        app.encrypt(ACCOUNT, "alias/two", b"x", &[]).await,
+        "KMSInvalidStateException",
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tags_lifecycle() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let tag_resource = |tags: Vec<pb::Tag>| {
+        let mut c = app.c();
+        let req = pb::TagResourceRequest {
+            key_id: key.key_id.clone(),
+            tags,
+            context: ctx(ACCOUNT),
+        };
+        async move { c.tag_resource(req).await.aws() }
+    };
+    tag_resource(vec![tag("b", "2"), tag("a", "1"), tag("c", "")])
+        .await
+        .unwrap();
+    tag_resource(vec![tag("a", "one")]).await.unwrap();
+    let listed = app.list_tags(&key.arn, None, None).await.unwrap();
+    assert_eq!(
+        listed.tags,
+        vec![tag("a", "one"), tag("b", "2"), tag("c", "")]
+    );
+    assert!(!listed.truncated);
+
+    let page = app.list_tags(&key.key_id, Some(2), None).await.unwrap();
+    assert_eq!(page.tags, vec![tag("a", "one"), tag("b", "2")]);
+    assert!(page.truncated);
+    let rest = app
+        .list_tags(&key.key_id, Some(2), page.next_marker)
+        .await
+        .unwrap();
+    assert_eq!(rest.tags, vec![tag("c", "")]);
+    assert!(!rest.truncated);
+
+    let msg = expect_err(
+        tag_resource(vec![tag("aws:owner", "x")]).await,
+        "TagException",
+    );
+    assert_eq!(msg, "Tags beginning with aws: are reserved");
+    expect_err(
+        tag_resource(vec![tag("", "x")]).await,
+        "ValidationException",
+    );
+    let too_many: Vec<_> = (0..48).map(|i| tag(&format!("k{i:02}"), "v")).collect();
+    expect_err(
+        tag_resource(too_many.clone()).await,
+        "LimitExceededException",
+    );
+    // Nothing of the refused request was kept.
+    assert_eq!(
+        app.list_tags(&key.key_id, None, None)
+            .await
+            .unwrap()
+            .tags
+            .len(),
+        3
+    );
+    tag_resource(too_many[..47].to_vec()).await.unwrap();
+    assert_eq!(
+        app.list_tags(&key.key_id, None, None)
+            .await
+            .unwrap()
+            .tags
+            .len(),
+        50
+    );
+
+    let untag = |keys: &[&str]| {
+        let mut c = app.c();
+        let req = pb::UntagResourceRequest {
+            key_id: key.key_id.clone(),
+            tag_keys: keys.iter().map(|k| k.to_string()).collect(),
+            context: ctx(ACCOUNT),
+        };
+        async move { c.untag_resource(req).await.aws() }
+    };
+    untag(&["a", "not-there"]).await.unwrap();
+    let listed = app.list_tags(&key.key_id, Some(1), None).await.unwrap();
+    assert_eq!(listed.tags, vec![tag("b", "2")]);
+
+    app.schedule_deletion(&key.key_id, Some(7)).await.unwrap();
+    expect_err(
+        tag_resource(vec![tag("x", "y")]).await,
+        "KMSInvalidStateException",
+    );
+    expect_err(untag(&["b"]).await, "KMSInvalidStateException");
+    // Reading tags works in every state.
+    assert!(app.list_tags(&key.key_id, None, None).await.is_ok());
+    expect_err(
+        app.list_tags(UNKNOWN_ID, None, None).await,
+        "NotFoundException",
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn list_keys_paginates() {
+    let app = spawn_app().await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(app.create_key().await.key_id);
+    }
+    created.sort();
+    let list = |limit: Option<i32>, marker: Option<String>| {
+        let mut c = app.c();
+        async move {
+            c.list_keys(pb::ListKeysRequest {
+                limit,
+                marker,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+        }
+    };
+    let all = list(None, None).await.unwrap();
+    assert_eq!(all.keys.len(), 5);
+    assert!(!all.truncated && all.next_marker.is_none());
+    for entry in &all.keys {
+        assert_eq!(entry.key_arn, arn(ACCOUNT, &entry.key_id));
+    }
+
+    let mut seen = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = list(Some(2), marker).await.unwrap();
+        assert!(page.keys.len() <= 2);
+        seen.extend(page.keys.into_iter().map(|k| k.key_id));
+        if !page.truncated {
+            assert!(page.next_marker.is_none());
+            break;
+        }
+        marker = page.next_marker;
+    }
+    assert_eq!(seen, created);
+
+    expect_err(
+        list(Some(1), Some("not-a-marker".into())).await,
+        "InvalidMarkerException",
+    );
+    expect_err(list(Some(0), None).await, "ValidationException");
+    expect_err(list(Some(1001), None).await, "ValidationException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn descriptions_and_key_policies() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let resolved = app.resolve(ACCOUNT, &key.key_id).await.unwrap();
+    assert_eq!(resolved.version, 1);
+    assert_eq!(resolved.key_state, "Enabled");
+
+    app.c()
+        .update_key_description(pb::UpdateKeyDescriptionRequest {
+            key_id: key.key_id.clone(),
+            description: "new words".into(),
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.describe(&key.key_id).await.unwrap().description,
+        "new words"
+    );
+
+    let put = |policy: &str, name: Option<&str>| {
+        let mut c = app.c();
+        let req = pb::PutKeyPolicyRequest {
+            key_id: key.key_id.clone(),
+            policy_name: name.map(Into::into),
+            policy: policy.into(),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.put_key_policy(req).await.aws() }
+    };
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    put(&policy, Some("default")).await.unwrap();
+    expect_err(put("{", None).await, "MalformedPolicyDocumentException");
+    expect_err(
+        put(&policy, Some("other")).await,
+        "UnsupportedOperationException",
+    );
+    let got = app
+        .c()
+        .get_key_policy(pb::GetKeyPolicyRequest {
+            key_id: key.arn.clone(),
+            policy_name: None,
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(got.policy, policy);
+    let other = app
+        .c()
+        .get_key_policy(pb::GetKeyPolicyRequest {
+            key_id: key.key_id.clone(),
+            policy_name: Some("other".into()),
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws();
+    expect_err(other, "NotFoundException");
+
+    let names = app
+        .c()
+        .list_key_policies(pb::ListKeyPoliciesRequest {
+            key_id: key.key_id.clone(),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(names.policy_names, vec!["default"]);
+    assert!(!names.truncated);
+
+    // Every change bumps the version authz caches policies by.
+    expect_err(app.resolve(ACCOUNT, UNKNOWN_ID).await, "NotFoundException");
+    let after = app.resolve(ACCOUNT, &key.key_id).await.unwrap();
+    assert_eq!(after.version, 3);
+    assert_eq!(after.policy, policy);
+    app.key_op(KeyOp::Disable, &key.key_id).await.unwrap();
+    let disabled = app.resolve(ACCOUNT, &key.arn).await.unwrap();
+    assert_eq!(disabled.version, 4);
+    assert_eq!(disabled.key_state, "Disabled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    app.alias(true, "alias/kept", &key.key_id).await.unwrap();
+    let blob = app
+        .encrypt(ACCOUNT, "alias/kept", b"durable", &[("k", "v")])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let disabled = app.create_key().await;
+    app.key_op(KeyOp::Disable, &disabled.key_id).await.unwrap();
+    let dir = app.stop().await;
+
+    let app = spawn_in(dir).await;
+    let plain = app
+        .decrypt(ACCOUNT, &blob, &[("k", "v")], Some("alias/kept"))
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext, b"durable");
+    assert_eq!(app.describe(&key.key_id).await.unwrap(), key);
+    assert_eq!(
+        app.describe(&disabled.key_id).await.unwrap().key_state,
+        "Disabled"
+    );
+    let fresh = app.create_key().await;
+    let blob2 = app
+        .encrypt(ACCOUNT, &fresh.key_id, b"new", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let dir = app.stop().await;
+
+    // Once more, with the key file given as a production configuration.
+    let app = spawn_with(dir, |d| {
+        Config::with_root_key_file(
+            format!("sqlite://{}", d.join("keystore.db").display()),
+            d.join("root.key"),
+        )
+    })
+    .await;
+    assert_eq!(
+        app.decrypt(ACCOUNT, &blob2, &[], None)
+            .await
+            .unwrap()
+            .plaintext,
+        b"new"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_root_key_refuses_to_start() {
+    let app = spawn_app().await;
+    app.create_key().await;
+    let dir = app.stop().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = Config {
+        root_key_file: None,
+        root_key: Some("42".repeat(32)),
+        dev: false,
+        ..dev_config(dir.path())
+    };
+    let result = kms_keystore::run(listener, config, std::future::pending()).await;
+    let err = result.unwrap_err();
+    assert!(format!("{err:#}").contains("root key"), "{err:#}");
+}
+
+#[tokio::test]
+async fn without_a_root_key_the_service_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = Config::with_root_key_file(
+        format!("sqlite://{}", dir.path().join("keystore.db").display()),
+        dir.path().join("missing.key"),
+    );
+    assert!(
+        kms_keystore::run(listener, config, std::future::pending())
+            .await
+            .is_err()
+    );
+    assert!(!dir.path().join("keystore.db").exists());
+}

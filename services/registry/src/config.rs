@@ -1,0 +1,47 @@
+//! Configuration of the registry service (flags and `KMS_REGISTRY_*` variables).
+
+/// Registry configuration. Tests build it with [`Config::new`], never from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// SQLite database URL, e.g. `sqlite:///var/lib/kms/registry.db`.
+    #[arg(
+        long = "database-url",
+        env = "KMS_REGISTRY_DATABASE_URL",
+        default_value = "sqlite://registry.db"
+    )]
+    pub database_url: String,
+
+    /// UDP/TCP port of the authoritative DNS server (not served yet).
+    #[arg(
+        long = "dns-port",
+        env = "KMS_REGISTRY_DNS_PORT",
+        default_value_t = 5353
+    )]
+    pub dns_port: u16,
+
+    /// The region this registry models: it names the KMS endpoint service
+    /// (`com.amazonaws.<region>.kms`) and the availability zones (`<region>a`..).
+    #[arg(
+        long = "region",
+        env = "KMS_REGISTRY_REGION",
+        default_value = "us-east-1"
+    )]
+    pub region: String,
+}
+
+impl Config {
+    /// A configuration with the given database and every other setting at its default.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            dns_port: 5353,
+            region: "us-east-1".to_owned(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new("sqlite://registry.db")
+    }
+}

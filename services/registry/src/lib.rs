@@ -1,0 +1,80 @@
+//! Registry service: the EC2-side model of VPCs, subnets, VPC endpoints and
+//! their network interfaces, served over gRPC (`kms.registry.v1.Registry`).
+//!
+//! The gateway asks it, once per accepted connection, which endpoint owns the
+//! local address the connection arrived on (`ResolveListener`, answered from
+//! memory), and follows `WatchInterfaces` to bind one listener per endpoint
+//! network interface. The EC2 Query API (CreateVpcEndpoint...) and the
+//! authoritative DNS server come later; `Config::dns_port` is reserved for it.
+
+mod cidr;
+mod config;
+mod error;
+mod grpc;
+mod model;
+mod registry;
+mod store;
+
+use std::future::Future;
+
+use kms_proto::registry::v1::registry_server::RegistryServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use cidr::Ipv4Cidr;
+pub use config::Config;
+pub use error::RegistryError;
+pub use grpc::RegistryService;
+pub use model::{
+    DEFAULT_ENDPOINT_POLICY, Endpoint, EndpointSubnet, NetworkInterface, NewEndpoint, Subnet, Vpc,
+};
+pub use registry::{InterfaceTable, Listener, Registry};
+pub use store::{SqliteStore, Store};
+
+/// Open the database (running migrations), load the interface table, and
+/// serve gRPC on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let registry = Registry::open(&config).await?;
+    let result = serve(listener, registry.clone(), shutdown).await;
+    registry.store().close().await;
+    result
+}
+
+/// Serve an already opened registry on `listener` until `shutdown` completes.
+/// Tests and the launcher keep a clone of `registry` to act through the
+/// library API (e.g. `create_endpoint` before CreateVpcEndpoint exists).
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    registry: Registry<S>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // The store is open and migrated by now.
+    health
+        .set_serving::<RegistryServer<RegistryService<S>>>()
+        .await;
+
+    let (stopping_tx, stopping) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("registry shutting down");
+        // Ends the WatchInterfaces streams, which would otherwise hold the
+        // graceful shutdown open.
+        let _ = stopping_tx.send(true);
+    };
+
+    tracing::info!(addr = ?listener.local_addr().ok(), "registry serving");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(RegistryServer::new(RegistryService::new(
+            registry, stopping,
+        )))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `kms-registry`: the registry service as a standalone binary (default port 50051).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kms-registry",
+    about = "VPCs, subnets, VPC endpoints and their network interfaces"
+)]
+struct Cli {
+    /// Address of the gRPC listener.
+    #[arg(long, env = "KMS_REGISTRY_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    config: kms_registry::Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+    kms_registry::run(listener, cli.config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}

@@ -1,0 +1,33 @@
+//! End-to-end test support: start the whole stack in-process (five gRPC
+//! servers on loopback plus the gateway) on a fresh data dir, and build AWS SDK
+//! for Rust clients pointed at it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub use kms_stack::Stack;
+
+/// The documentation account 111122223333's root key pair, bootstrapped on a
+/// fresh data dir.
+pub const ACCOUNT_A: (&str, &str, &str) = (
+    "111122223333",
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+);
+/// The documentation account 444455556666's root key pair.
+pub const ACCOUNT_B: (&str, &str, &str) = (
+    "444455556666",
+    "AKIAI44QH8DHBEXAMPLE",
+    "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+);
+
+/// Start a stack on `data_dir` with the public endpoint on a fresh loopback port.
+pub async fn start_stack(data_dir: &Path) -> anyhow::Result<Stack> {
+    let listen: SocketAddr = "127.0.0.1:0".parse()?;
+    let stack = kms_stack::start(kms_stack::StackConfig::new(data_dir, listen)).await?;
+    anyhow::ensure!(
+        stack.endpoint.ip().is_loopback(),
+        "tests may only talk to loopback"
+    );
+    Ok(stack)
+}
