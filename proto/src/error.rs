@@ -104,10 +104,7 @@ mod tests {
     #[test]
     fn bare_transport_errors_fail_closed() {
         let s = Status::unavailable("connection refused");
-        assert_eq!(
-            AwsError::from_status(&s).code,
-            "DependencyTimeoutException"
-        );
+        assert_eq!(AwsError::from_status(&s).code, "DependencyTimeoutException");
         let s = Status::unknown("boom");
         assert_eq!(AwsError::from_status(&s).code, "KMSInternalException");
     }

@@ -16,9 +16,7 @@ pub type Outcome = Result<Value, AwsError>;
 pub const KEY_RESOURCE_TYPE: &str = "AWS::KMS::Key";
 
 fn iso8601(ms: i64) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
         .and_then(|t| t.format(&fmt).ok())
@@ -64,7 +62,11 @@ fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<Str
     let mut arns = Vec::new();
     if let Ok(resp) = outcome {
         for k in ["KeyId", "SourceKeyId"] {
-            if let Some(s) = resp.get(k).and_then(Value::as_str).filter(|s| is_key_arn(s)) {
+            if let Some(s) = resp
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| is_key_arn(s))
+            {
                 arns.push(s.to_string());
             }
         }
@@ -84,7 +86,11 @@ fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<Str
             if is_key_arn(id) {
                 arns.push(id.to_string());
             } else if uuid::Uuid::parse_str(id).is_ok() {
-                let account = ctx.caller.as_ref().map(|c| c.account_id.as_str()).unwrap_or_default();
+                let account = ctx
+                    .caller
+                    .as_ref()
+                    .map(|c| c.account_id.as_str())
+                    .unwrap_or_default();
                 arns.push(format!("arn:aws:kms:{}:{account}:key/{id}", ctx.region));
             }
         }
@@ -124,6 +130,16 @@ pub async fn record(
         .input
         .as_ref()
         .and_then(|s| state.kms_model.audit_view(&s.shape, request));
+    let params = match params {
+        // CloudTrail shows the algorithm KMS used even when the caller left it out.
+        Some(Value::Object(mut p)) if matches!(op_name, "Encrypt" | "Decrypt") => {
+            p.entry("encryptionAlgorithm")
+                .or_insert_with(|| json!("SYMMETRIC_DEFAULT"));
+            Some(Value::Object(p))
+        }
+        None if op_name == "Decrypt" => Some(json!({ "encryptionAlgorithm": "SYMMETRIC_DEFAULT" })),
+        other => other,
+    };
     event.insert("requestParameters".into(), params.unwrap_or(Value::Null));
     // CloudTrail shows responseElements only for calls that change something.
     let response = match (outcome, &op.output, read_only) {

@@ -34,7 +34,10 @@ pub async fn call(
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, AwsError> {
     let op = state.cloudtrail_model.operation(op_name).ok_or_else(|| {
-        AwsError::new("UnknownOperationException", format!("Unknown operation {op_name}"))
+        AwsError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {op_name}"),
+        )
     })?;
     let request: Value = if body.is_empty() {
         json!({})
@@ -68,8 +71,14 @@ pub async fn call(
         .first()
         .map(|a| {
             (
-                a.get("AttributeKey").and_then(Value::as_str).unwrap_or_default().to_string(),
-                a.get("AttributeValue").and_then(Value::as_str).unwrap_or_default().to_string(),
+                a.get("AttributeKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                a.get("AttributeValue")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .unwrap_or_default();
@@ -89,7 +98,10 @@ pub async fn call(
             attribute_value,
             start_time_ms: start,
             end_time_ms: end,
-            max_results: request.get("MaxResults").and_then(Value::as_i64).unwrap_or(0) as i32,
+            max_results: request
+                .get("MaxResults")
+                .and_then(Value::as_i64)
+                .unwrap_or(0) as i32,
             next_token: request
                 .get("NextToken")
                 .and_then(Value::as_str)

@@ -34,15 +34,19 @@ pub fn error_response(e: &AwsError) -> Response<Full<Bytes>> {
     let body = serde_json::json!({ "__type": e.code, "message": e.message });
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status_for(&e.code);
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_1_1),
+    );
     resp
 }
 
 pub fn json_response(body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_1_1),
+    );
     resp
 }
 
@@ -87,7 +91,10 @@ async fn process(
     request_id: &str,
 ) -> Result<Response<Full<Bytes>>, AwsError> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, state.config.max_body_bytes).collect().await {
+    let body = match Limited::new(body, state.config.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
         Err(_) => {
             return Err(AwsError::new(

@@ -16,7 +16,10 @@ use kms_proto::error::AwsError;
 use serde_json::Value;
 
 fn unknown_operation(op: &str) -> AwsError {
-    AwsError::new("UnknownOperationException", format!("Unknown operation {op}"))
+    AwsError::new(
+        "UnknownOperationException",
+        format!("Unknown operation {op}"),
+    )
 }
 
 /// Operations served by the keystore today. Every other operation of the model
@@ -50,9 +53,20 @@ pub const SUPPORTED: &[&str] = &[
 
 /// CloudTrail marks these KMS events readOnly (cryptographic use and reads).
 pub fn is_read_only(op: &str) -> bool {
-    ["Describe", "List", "Get", "Encrypt", "Decrypt", "ReEncrypt", "Generate", "Sign", "Verify", "DeriveSharedSecret"]
-        .iter()
-        .any(|p| op.starts_with(p))
+    [
+        "Describe",
+        "List",
+        "Get",
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "Generate",
+        "Sign",
+        "Verify",
+        "DeriveSharedSecret",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
 }
 
 pub async fn call(
@@ -193,7 +207,13 @@ async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: Value) -> Out
         "TagResource" => ks_call!(state, ctx, v, tag_resource, ks::TagResourceRequest),
         "UntagResource" => ks_call!(state, ctx, v, untag_resource, ks::UntagResourceRequest),
         "ListResourceTags" => {
-            ks_call!(state, ctx, v, list_resource_tags, ks::ListResourceTagsRequest)
+            ks_call!(
+                state,
+                ctx,
+                v,
+                list_resource_tags,
+                ks::ListResourceTagsRequest
+            )
         }
         "GetKeyPolicy" => ks_call!(state, ctx, v, get_key_policy, ks::GetKeyPolicyRequest),
         "PutKeyPolicy" => ks_call!(state, ctx, v, put_key_policy, ks::PutKeyPolicyRequest),

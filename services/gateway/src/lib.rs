@@ -30,16 +30,32 @@ pub struct Config {
     #[arg(long, env = "KMS_GATEWAY_REGION", default_value = "us-east-1")]
     pub region: String,
     /// gRPC URL of the authz service.
-    #[arg(long, env = "KMS_GATEWAY_AUTHZ_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "KMS_GATEWAY_AUTHZ_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub authz_url: String,
     /// gRPC URL of the keystore service.
-    #[arg(long, env = "KMS_GATEWAY_KEYSTORE_URL", default_value = "http://127.0.0.1:50053")]
+    #[arg(
+        long,
+        env = "KMS_GATEWAY_KEYSTORE_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
     pub keystore_url: String,
     /// gRPC URL of the audit service.
-    #[arg(long, env = "KMS_GATEWAY_AUDIT_URL", default_value = "http://127.0.0.1:50054")]
+    #[arg(
+        long,
+        env = "KMS_GATEWAY_AUDIT_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
     pub audit_url: String,
     /// gRPC URL of the registry service.
-    #[arg(long, env = "KMS_GATEWAY_REGISTRY_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "KMS_GATEWAY_REGISTRY_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub registry_url: String,
     /// Largest request body accepted (bytes); larger ones get HTTP 413.
     #[arg(long, env = "KMS_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]

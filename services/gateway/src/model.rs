@@ -197,9 +197,7 @@ impl Model {
                 use base64::Engine;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
-                    .map_err(|_| {
-                        serialization("Base64 encoded value could not be decoded.")
-                    })?;
+                    .map_err(|_| serialization("Base64 encoded value could not be decoded."))?;
                 self.check_len(shape, bytes.len() as f64, "", path, errors);
             }
             "integer" | "long" => {
@@ -230,34 +228,28 @@ impl Model {
                     ));
                 }
             }
-            "double" | "float" => {
-                if !value.is_number() {
-                    return Err(serialization(&format!(
-                        "{} can not be converted to a Double",
-                        json_kind(value)
-                    )));
-                }
+            "double" | "float" if !value.is_number() => {
+                return Err(serialization(&format!(
+                    "{} can not be converted to a Double",
+                    json_kind(value)
+                )));
             }
-            "boolean" => {
-                if !value.is_boolean() {
-                    return Err(serialization(&format!(
-                        "{} can not be converted to a Boolean",
-                        json_kind(value)
-                    )));
-                }
+            "boolean" if !value.is_boolean() => {
+                return Err(serialization(&format!(
+                    "{} can not be converted to a Boolean",
+                    json_kind(value)
+                )));
             }
-            "timestamp" => {
-                if !(value.is_number() || value.is_string()) {
-                    return Err(serialization(&format!(
-                        "{} can not be converted to a Timestamp",
-                        json_kind(value)
-                    )));
-                }
+            "timestamp" if !(value.is_number() || value.is_string()) => {
+                return Err(serialization(&format!(
+                    "{} can not be converted to a Timestamp",
+                    json_kind(value)
+                )));
             }
             "list" => {
-                let items = value.as_array().ok_or_else(|| {
-                    serialization("Start of list found where not expected")
-                })?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| serialization("Start of list found where not expected"))?;
                 self.check_len(shape, items.len() as f64, "", path, errors);
                 if let Some(member) = &shape.member {
                     for (i, item) in items.iter().enumerate() {
@@ -288,7 +280,14 @@ impl Model {
         Ok(())
     }
 
-    fn check_len(&self, shape: &Shape, len: f64, shown: &str, path: &str, errors: &mut Vec<String>) {
+    fn check_len(
+        &self,
+        shape: &Shape,
+        len: f64,
+        shown: &str,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         if let Some(min) = shape.min
             && len < min
         {
@@ -380,7 +379,11 @@ mod tests {
 
     #[test]
     fn valid_encrypt_passes() {
-        validate("Encrypt", json!({"KeyId": "alias/x", "Plaintext": "aGVsbG8="})).unwrap();
+        validate(
+            "Encrypt",
+            json!({"KeyId": "alias/x", "Plaintext": "aGVsbG8="}),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -408,9 +411,20 @@ mod tests {
         let big = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 4097]);
         let e = validate("Encrypt", json!({"KeyId": "k", "Plaintext": big})).unwrap_err();
         assert!(e.message.contains("Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"), "{}", e.message);
-        let e = validate("GenerateDataKey", json!({"KeyId": "k", "KeySpec": "AES_512", "NumberOfBytes": 0})).unwrap_err();
-        assert!(e.message.starts_with("2 validation errors detected: "), "{}", e.message);
-        assert!(e.message.contains("Member must satisfy enum value set: [AES_256, AES_128]"));
+        let e = validate(
+            "GenerateDataKey",
+            json!({"KeyId": "k", "KeySpec": "AES_512", "NumberOfBytes": 0}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("2 validation errors detected: "),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("Member must satisfy enum value set: [AES_256, AES_128]")
+        );
     }
 
     #[test]

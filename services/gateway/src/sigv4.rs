@@ -66,7 +66,9 @@ pub fn parse_authorization(headers: &HeaderMap) -> Result<Option<AuthHeader>, Aw
         ("SignedHeaders", signed),
     ] {
         if v.is_none() {
-            missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
         }
     }
     if !missing.is_empty() {
@@ -220,7 +222,9 @@ pub fn string_to_sign(
             .collect();
         let value = if values.is_empty() && name == "host" {
             // HTTP/2 carries the host as :authority.
-            uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default()
+            uri.authority()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default()
         } else {
             canonical_header_value(&values)
         };
@@ -300,6 +304,9 @@ mod tests {
     fn dates_must_be_iso_basic() {
         let mut h = HeaderMap::new();
         h.insert("x-amz-date", "2015-08-30T12:36:00Z".parse().unwrap());
-        assert_eq!(amz_date(&h).unwrap_err().code, "IncompleteSignatureException");
+        assert_eq!(
+            amz_date(&h).unwrap_err().code,
+            "IncompleteSignatureException"
+        );
     }
 }

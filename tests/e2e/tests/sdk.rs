@@ -40,7 +40,13 @@ async fn symmetric_key_lifecycle_and_crypto() {
     let created = kms
         .create_key()
         .description("e2e key")
-        .tags(Tag::builder().tag_key("team").tag_value("blue").build().unwrap())
+        .tags(
+            Tag::builder()
+                .tag_key("team")
+                .tag_value("blue")
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -175,7 +181,12 @@ async fn symmetric_key_lifecycle_and_crypto() {
         .unwrap();
     assert_eq!(dec3.plaintext().unwrap().as_ref(), b"hello kms");
 
-    let random = kms.generate_random().number_of_bytes(48).send().await.unwrap();
+    let random = kms
+        .generate_random()
+        .number_of_bytes(48)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(random.plaintext().unwrap().as_ref().len(), 48);
 
     // Disabled keys refuse cryptography; enabled again they work.
@@ -208,12 +219,24 @@ async fn symmetric_key_lifecycle_and_crypto() {
         .await
         .unwrap_err();
     assert_eq!(code(err), "KMSInvalidStateException");
-    kms.cancel_key_deletion().key_id(&other_arn).send().await.unwrap();
+    kms.cancel_key_deletion()
+        .key_id(&other_arn)
+        .send()
+        .await
+        .unwrap();
     let d = kms.describe_key().key_id(&other_arn).send().await.unwrap();
-    assert_eq!(d.key_metadata().unwrap().key_state(), Some(&KeyState::Disabled));
+    assert_eq!(
+        d.key_metadata().unwrap().key_state(),
+        Some(&KeyState::Disabled)
+    );
 
     // Tags, description, policies.
-    let tags = kms.list_resource_tags().key_id(&key_id).send().await.unwrap();
+    let tags = kms
+        .list_resource_tags()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags.tags().len(), 1);
     assert_eq!(tags.tags()[0].tag_key(), "team");
     kms.update_key_description()
@@ -234,7 +257,12 @@ async fn symmetric_key_lifecycle_and_crypto() {
         doc["Statement"][0]["Principal"]["AWS"],
         "arn:aws:iam::111122223333:root"
     );
-    let names = kms.list_key_policies().key_id(&key_id).send().await.unwrap();
+    let names = kms
+        .list_key_policies()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(names.policy_names(), ["default"]);
 
     // Unknown keys and the other account's keys.
@@ -255,7 +283,10 @@ async fn symmetric_key_lifecycle_and_crypto() {
         .unwrap_err();
     assert_eq!(code(err), "AccessDeniedException");
     let listed_b = kms_b.list_keys().send().await.unwrap();
-    assert!(listed_b.keys().is_empty(), "account B sees none of A's keys");
+    assert!(
+        listed_b.keys().is_empty(),
+        "account B sees none of A's keys"
+    );
 
     stack.shutdown().await.unwrap();
 }
@@ -297,6 +328,11 @@ async fn keys_and_ciphertexts_survive_a_restart() {
     let dec = kms.decrypt().ciphertext_blob(blob).send().await.unwrap();
     assert_eq!(dec.plaintext().unwrap().as_ref(), b"persisted");
     let listed = kms.list_keys().send().await.unwrap();
-    assert!(listed.keys().iter().any(|k| k.key_id() == Some(key_id.as_str())));
+    assert!(
+        listed
+            .keys()
+            .iter()
+            .any(|k| k.key_id() == Some(key_id.as_str()))
+    );
     stack.shutdown().await.unwrap();
 }

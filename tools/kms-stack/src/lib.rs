@@ -65,10 +65,8 @@ async fn loopback() -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((l, a))
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|v| *v).await;
-    }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// Start every service, wait until each reports SERVING, then serve the
@@ -87,20 +85,32 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         region: config.region.clone(),
         ..cfg
     };
-    tasks.push(("registry", tokio::spawn(kms_registry::run(l, cfg, stopped(rx.clone())))));
+    tasks.push((
+        "registry",
+        tokio::spawn(kms_registry::run(l, cfg, stopped(rx.clone()))),
+    ));
 
     let (l, authz) = loopback().await?;
     let mut cfg = kms_authz::Config::new(sqlite_url(&dir, "authz"));
     cfg.bootstrap_file = config.bootstrap_file.clone();
-    tasks.push(("authz", tokio::spawn(kms_authz::run(l, cfg, stopped(rx.clone())))));
+    tasks.push((
+        "authz",
+        tokio::spawn(kms_authz::run(l, cfg, stopped(rx.clone()))),
+    ));
 
     let (l, keystore) = loopback().await?;
     let cfg = kms_keystore::Config::dev(sqlite_url(&dir, "keystore"), dir.join("root.key"));
-    tasks.push(("keystore", tokio::spawn(kms_keystore::run(l, cfg, stopped(rx.clone())))));
+    tasks.push((
+        "keystore",
+        tokio::spawn(kms_keystore::run(l, cfg, stopped(rx.clone()))),
+    ));
 
     let (l, audit) = loopback().await?;
     let cfg = kms_audit::Config::new(sqlite_url(&dir, "audit"));
-    tasks.push(("audit", tokio::spawn(kms_audit::run(l, cfg, stopped(rx.clone())))));
+    tasks.push((
+        "audit",
+        tokio::spawn(kms_audit::run(l, cfg, stopped(rx.clone()))),
+    ));
 
     for (name, addr) in [
         ("registry", registry),
@@ -123,7 +133,10 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         &url(audit),
         &url(registry),
     );
-    tasks.push(("gateway", tokio::spawn(kms_gateway::run(public, cfg, stopped(rx.clone())))));
+    tasks.push((
+        "gateway",
+        tokio::spawn(kms_gateway::run(public, cfg, stopped(rx.clone()))),
+    ));
     tracing::info!(%endpoint, data_dir = %dir.display(), "kms stack serving");
     Ok(Stack {
         endpoint,
@@ -142,7 +155,9 @@ async fn wait_serving(
     addr: SocketAddr,
     tasks: &[(&'static str, JoinHandle<anyhow::Result<()>>)],
 ) -> anyhow::Result<()> {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some((_, t)) = tasks.iter().find(|(n, _)| *n == name)

@@ -4,7 +4,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(version, about = "Run the KMS with VPC endpoints: all five services on loopback")]
+#[command(
+    version,
+    about = "Run the KMS with VPC endpoints: all five services on loopback"
+)]
 struct Cli {
     #[command(flatten)]
     config: kms_stack::StackConfig,
@@ -14,8 +17,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
