@@ -328,7 +328,8 @@ def test_schedule_and_cancel_key_deletion(kms, key):
     assert md["KeyState"] == "PendingDeletion"
     assert md["Enabled"] is False
     assert md["DeletionDate"] == deletion
-    assert md["PendingDeletionWindowInDays"] == 7
+    # Only for a multi-Region primary key in PendingReplicaDeletion.
+    assert "PendingDeletionWindowInDays" not in md
 
     cancel = kms.cancel_key_deletion(KeyId=key["KeyId"])
     assert cancel["KeyId"] == key["Arn"]

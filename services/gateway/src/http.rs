@@ -79,6 +79,38 @@ pub async fn handle(
     Ok(resp)
 }
 
+fn unknown_target(target: &str) -> AwsError {
+    AwsError::new(
+        "UnknownOperationException",
+        if target.is_empty() {
+            "Missing X-Amz-Target header.".to_string()
+        } else {
+            format!("Unknown operation {target}")
+        },
+    )
+}
+
+/// EC2, IAM and STS speak the Query protocol (XML errors); their APIs come
+/// with the VPC endpoints and authorization issues.
+fn query_unsupported(service: &str, request_id: &str) -> Response<Full<Bytes>> {
+    let body = if service == "ec2" {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnsupportedOperation</Code><Message>The {service} API is not served by this endpoint yet.</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+    } else {
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>The {service} API is not served by this endpoint yet.</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml"),
+    );
+    resp
+}
+
 enum Protocol<'a> {
     Kms(&'a str),
     CloudTrail(&'a str),
@@ -111,38 +143,30 @@ async fn process(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let protocol = if let Some(op) = target.strip_prefix(KMS_TARGET_PREFIX) {
-        Some(Protocol::Kms(op))
-    } else {
-        target
-            .strip_prefix(CLOUDTRAIL_TARGET_PREFIX)
-            .map(Protocol::CloudTrail)
-    };
-
-    let caller = authenticate(state, &parts, &body).await?;
-    let (service, protocol) = match protocol {
-        Some(Protocol::Kms(op)) => ("kms", Protocol::Kms(op)),
-        Some(Protocol::CloudTrail(op)) => ("cloudtrail", Protocol::CloudTrail(op)),
-        None => {
+    let (caller, service) = authenticate(state, &parts, &body).await?;
+    // The credential scope's service decides the protocol.
+    let protocol = match service.as_str() {
+        "kms" => Protocol::Kms(
+            target
+                .strip_prefix(KMS_TARGET_PREFIX)
+                .ok_or_else(|| unknown_target(target))?,
+        ),
+        "cloudtrail" => Protocol::CloudTrail(
+            target
+                .strip_prefix(CLOUDTRAIL_TARGET_PREFIX)
+                .ok_or_else(|| unknown_target(target))?,
+        ),
+        "ec2" | "iam" | "sts" => return Ok(query_unsupported(&service, request_id)),
+        other => {
             return Err(AwsError::new(
                 "UnknownOperationException",
-                if target.is_empty() {
-                    "Missing X-Amz-Target header: this endpoint serves the KMS and CloudTrail JSON 1.1 protocols.".to_string()
-                } else {
-                    format!("Unknown operation {target}")
-                },
+                format!("This endpoint does not serve the '{other}' service."),
             ));
         }
     };
-    if caller.1 != service {
-        return Err(AwsError::new(
-            "InvalidSignatureException",
-            format!("Credential should be scoped to correct service: '{service}'. "),
-        ));
-    }
     let ctx = RequestContext {
         request_id: request_id.to_string(),
-        caller: Some(caller.0),
+        caller: Some(caller),
         source_ip: conn.peer.ip().to_string(),
         user_agent: parts
             .headers
