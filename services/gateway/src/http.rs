@@ -144,6 +144,18 @@ async fn process(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let (caller, service) = authenticate(state, &parts, &body).await?;
+    // A request for a known target must be signed for that target's service.
+    for (prefix, expected) in [
+        (KMS_TARGET_PREFIX, "kms"),
+        (CLOUDTRAIL_TARGET_PREFIX, "cloudtrail"),
+    ] {
+        if target.starts_with(prefix) && service != expected {
+            return Err(AwsError::new(
+                "InvalidSignatureException",
+                format!("Credential should be scoped to correct service: '{expected}'. "),
+            ));
+        }
+    }
     // The credential scope's service decides the protocol.
     let protocol = match service.as_str() {
         "kms" => Protocol::Kms(

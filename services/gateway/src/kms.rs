@@ -136,11 +136,11 @@ async fn execute(
             "The request would have succeeded, but the DryRun option is set.",
         ));
     }
-    dispatch(state, ctx.clone(), op_name, request.clone()).await
+    dispatch(state, ctx.clone(), op_name, request).await
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AwsError> {
-    serde_json::from_value(v).map_err(|e| {
+fn decode<'a, T: serde::Deserialize<'a>>(v: &'a Value) -> Result<T, AwsError> {
+    T::deserialize(v).map_err(|e| {
         AwsError::new(
             "SerializationException",
             format!("Could not decode the request: {e}"),
@@ -163,7 +163,7 @@ macro_rules! ks_call {
     }};
 }
 
-async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: Value) -> Outcome {
+async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: &Value) -> Outcome {
     use kms_proto::keystore::v1 as ks;
     match op {
         "CreateKey" => ks_call!(state, ctx, v, create_key, ks::CreateKeyRequest),

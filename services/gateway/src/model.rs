@@ -72,12 +72,27 @@ pub fn cloudtrail() -> Model {
     Model::parse(include_str!("../models/cloudtrail.json"))
 }
 
+/// AWS's member names as they appear in validation messages and CloudTrail
+/// records: Java's `Introspector.decapitalize` (`KeyId` -> `keyId`, but
+/// `AWSAccountId` stays as it is).
 fn lower_camel(name: &str) -> String {
     let mut chars = name.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    match (chars.next(), name.chars().nth(1)) {
+        (Some(a), Some(b)) if a.is_uppercase() && b.is_uppercase() => name.to_string(),
+        (Some(c), _) => c.to_lowercase().chain(chars).collect(),
+        (None, _) => String::new(),
     }
+}
+
+/// CloudTrail writes KMS timestamps in responseElements as
+/// "Aug 10, 2022, 10:38:27 PM" (UTC).
+fn cloudtrail_date(v: &Value) -> Option<Value> {
+    let secs = v.as_f64()?;
+    let t = time::OffsetDateTime::from_unix_timestamp(secs.floor() as i64).ok()?;
+    let fmt = time::macros::format_description!(
+        "[month repr:short] [day padding:none], [year], [hour repr:12 padding:none]:[minute]:[second] [period]"
+    );
+    t.format(&fmt).ok().map(Value::String)
 }
 
 fn serialization(msg: &str) -> AwsError {
@@ -342,6 +357,7 @@ impl Model {
                 }
                 Some(Value::Object(out))
             }
+            ("timestamp", v) => cloudtrail_date(v).or_else(|| Some(v.clone())),
             _ => Some(value.clone()),
         }
     }
@@ -424,6 +440,21 @@ mod tests {
         assert!(
             e.message
                 .contains("Member must satisfy enum value set: [AES_256, AES_128]")
+        );
+    }
+
+    #[test]
+    fn audit_view_writes_dates_and_names_as_cloudtrail_does() {
+        let m = kms();
+        let v = m
+            .audit_view(
+                "CreateKeyResponse",
+                &json!({"KeyMetadata": {"AWSAccountId": "111122223333", "KeyId": "k", "CreationDate": 1_660_171_107.5}}),
+            )
+            .unwrap();
+        assert_eq!(
+            v,
+            json!({"keyMetadata": {"AWSAccountId": "111122223333", "keyId": "k", "creationDate": "Aug 10, 2022, 10:38:27 PM"}})
         );
     }
 
