@@ -98,6 +98,17 @@ def retry_config():
     )
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM if the test process dies, so a killed
+    pytest run leaves no stack behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Stack:
     """One `kms-stack` process on a data dir, serving on 127.0.0.1:<random>."""
 
@@ -127,6 +138,7 @@ class Stack:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=_die_with_parent,
         )
         self._reader = threading.Thread(target=self._drain, name="kms-stack-output", daemon=True)
         self._reader.start()

@@ -206,6 +206,17 @@ def test_create_key_event(audited):
     assert ev["responseElements"]["keyMetadata"]["keyId"] == audited.key["KeyId"]
 
 
+def test_create_key_response_elements_as_cloudtrail_writes_them(audited):
+    """CloudTrail's CreateKey records (KMS developer guide, "CreateKey" log
+    example): keyMetadata with creationDate written like "Aug 10, 2022, 10:38:27 PM"."""
+    md = event_json(_event(audited, audited.create_rid))["responseElements"]["keyMetadata"]
+    assert md["keyId"] == audited.key["KeyId"]
+    assert md["arn"] == audited.key["Arn"]
+    created = audited.key["CreationDate"].astimezone(dt.timezone.utc)
+    expected = f"{created:%b} {created.day}, {created:%Y}, {created.hour % 12 or 12}:{created:%M:%S %p}"
+    assert md["creationDate"] == expected
+
+
 def test_lookup_by_event_name(audited, cloudtrail):
     events = wait_for_events(
         cloudtrail, ("EventName", "Decrypt"), lambda evs: by_request_id(evs, audited.decrypt_rid) is not None
@@ -227,6 +238,33 @@ def test_lookup_by_event_id(audited, cloudtrail):
     e = _event(audited, audited.encrypt_rid)
     found = lookup_events(cloudtrail, ("EventId", e["EventId"]))
     assert [x["EventId"] for x in found] == [e["EventId"]]
+
+
+@pytest.mark.parametrize(
+    "attribute,value,field",
+    [
+        ("EventSource", "kms.amazonaws.com", "EventSource"),
+        ("ReadOnly", "false", "ReadOnly"),
+        ("Username", "root", "Username"),
+        ("AccessKeyId", ACCOUNT_A.access_key, "AccessKeyId"),
+        ("ResourceType", "AWS::KMS::Key", None),
+    ],
+)
+def test_lookup_by_other_attributes(audited, cloudtrail, attribute, value, field):
+    events = lookup_events(cloudtrail, (attribute, value), StartTime=audited.started)
+    assert events
+    for e in events:
+        if field:
+            assert e[field] == value
+        else:
+            assert value in {r["ResourceType"] for r in e["Resources"]}
+    wanted = audited.disable_rid if attribute == "ReadOnly" else audited.encrypt_rid
+    assert by_request_id(events, wanted) is not None
+
+
+def test_invalid_next_token(cloudtrail):
+    with client_error("InvalidNextTokenException"):
+        cloudtrail.lookup_events(NextToken="not-a-token-this-service-issued")
 
 
 def test_events_newest_first(audited):
@@ -265,6 +303,26 @@ def test_time_range(audited, cloudtrail):
         cloudtrail, attr, StartTime=audited.started - dt.timedelta(minutes=1), EndTime=utcnow() + dt.timedelta(minutes=1)
     )
     assert {e["EventId"] for e in within} == {e["EventId"] for e in audited.events}
+
+
+def test_start_after_end_is_rejected(cloudtrail):
+    now = utcnow()
+    with client_error("InvalidTimeRangeException"):
+        cloudtrail.lookup_events(StartTime=now, EndTime=now - dt.timedelta(hours=1))
+
+
+def test_default_page_size_is_50(kms, cloudtrail):
+    key = kms.create_key(Description="cloudtrail page size")["KeyMetadata"]
+    for _ in range(51):
+        kms.generate_data_key_without_plaintext(KeyId=key["KeyId"], KeySpec="AES_128")
+    attr = [{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
+    wait_for_events(cloudtrail, ("ResourceName", key["Arn"]), lambda evs: len(evs) >= 52)
+    first = cloudtrail.lookup_events(LookupAttributes=attr)
+    assert len(first["Events"]) == 50
+    assert first["NextToken"]
+    rest = cloudtrail.lookup_events(LookupAttributes=attr, NextToken=first["NextToken"])
+    assert len(rest["Events"]) == 2
+    assert "NextToken" not in rest
 
 
 def test_more_than_one_lookup_attribute_is_rejected(cloudtrail):

@@ -537,3 +537,64 @@ def test_put_key_policy_roundtrip(kms, key):
     assert kms.list_key_policies(KeyId=key["KeyId"])["PolicyNames"] == ["default"]
     # The key is still usable by its account.
     assert kms.encrypt(KeyId=key["KeyId"], Plaintext=b"p")["KeyId"] == key["Arn"]
+
+
+def test_create_key_with_policy(kms):
+    policy = {
+        "Version": "2012-10-17",
+        "Id": "e2e-create-policy",
+        "Statement": [
+            {
+                "Sid": "Root",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+    md = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]
+    got = kms.get_key_policy(KeyId=md["KeyId"], PolicyName="default")["Policy"]
+    assert json.loads(got) == policy
+
+
+def test_key_material_id_in_crypto_responses(kms, make_key):
+    """Symmetric keys: Decrypt, GenerateDataKey(WithoutPlaintext) and ReEncrypt
+    name the key material they used (KeyMaterialId / Source- and
+    DestinationKeyMaterialId), the key's CurrentKeyMaterialId."""
+    src, dst = make_key(), make_key()
+    assert src["CurrentKeyMaterialId"] and dst["CurrentKeyMaterialId"]
+    blob = kms.encrypt(KeyId=src["KeyId"], Plaintext=b"m")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["KeyMaterialId"] == src["CurrentKeyMaterialId"]
+    assert kms.generate_data_key(KeyId=src["KeyId"], KeySpec="AES_256")["KeyMaterialId"] == src["CurrentKeyMaterialId"]
+    gdkwp = kms.generate_data_key_without_plaintext(KeyId=src["KeyId"], KeySpec="AES_256")
+    assert gdkwp["KeyMaterialId"] == src["CurrentKeyMaterialId"]
+    re = kms.re_encrypt(CiphertextBlob=blob, DestinationKeyId=dst["KeyId"])
+    assert re["SourceKeyMaterialId"] == src["CurrentKeyMaterialId"]
+    assert re["DestinationKeyMaterialId"] == dst["CurrentKeyMaterialId"]
+
+
+def test_list_keys_default_page_size_is_100(kms):
+    """ListKeys without Limit returns at most 100 keys (Limit's documented default)."""
+    total = len([k for p in kms.get_paginator("list_keys").paginate() for k in p["Keys"]])
+    for _ in range(max(0, 101 - total)):
+        kms.create_key(Description="e2e page size")
+    page = kms.list_keys()
+    assert len(page["Keys"]) <= 100
+    assert page["Truncated"] is True and page["NextMarker"]
+
+
+def test_list_aliases_default_page_size_is_50(kms, key):
+    """ListAliases without Limit returns at most 50 aliases (Limit's documented default)."""
+    total = len([a for p in kms.get_paginator("list_aliases").paginate() for a in p["Aliases"]])
+    for _ in range(max(0, 51 - total)):
+        kms.create_alias(AliasName=unique("alias/e2e-page-size"), TargetKeyId=key["KeyId"])
+    page = kms.list_aliases()
+    assert len(page["Aliases"]) <= 50
+    assert page["Truncated"] is True and page["NextMarker"]
+
+
+def test_dry_run(kms, key):
+    """DryRun=True: KMS checks the request and answers DryRunOperationException."""
+    with pytest.raises(kms.exceptions.DryRunOperationException):
+        kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", DryRun=True)

@@ -120,6 +120,39 @@ def test_pending_deletion_key(kms, key, blob):
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
 
 
+def test_pending_deletion_blocks_key_changes(kms, make_key, key):
+    """AWS's key state table: these fail with KMSInvalidStateException
+    ("<key ARN> is pending deletion") while the key is PendingDeletion."""
+    alias = unique("alias/e2e-pending")
+    kms.create_alias(AliasName=alias, TargetKeyId=make_key()["KeyId"])
+    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "t", "TagValue": "1"}])
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    with client_error("KMSInvalidStateException"):
+        kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "t", "TagValue": "2"}])
+    with client_error("KMSInvalidStateException"):
+        kms.untag_resource(KeyId=key["KeyId"], TagKeys=["t"])
+    with client_error("KMSInvalidStateException"):
+        kms.update_key_description(KeyId=key["KeyId"], Description="nope")
+    with client_error("KMSInvalidStateException"):
+        kms.create_alias(AliasName=unique("alias/e2e-pending"), TargetKeyId=key["KeyId"])
+    with client_error("KMSInvalidStateException"):
+        kms.update_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+
+
+def test_pending_deletion_allows_reads_and_alias_removal(kms, key):
+    alias = unique("alias/e2e-pending-read")
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "t", "TagValue": "1"}])
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "t", "TagValue": "1"}]
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])["Statement"]
+    assert kms.list_key_policies(KeyId=key["KeyId"])["PolicyNames"] == ["default"]
+    assert [a["AliasName"] for a in kms.list_aliases(KeyId=key["KeyId"])["Aliases"]] == [alias]
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    kms.delete_alias(AliasName=alias)
+    assert kms.list_aliases(KeyId=key["KeyId"])["Aliases"] == []
+
+
 def test_pending_deletion_message_names_the_key(kms, key):
     kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
     with client_error("KMSInvalidStateException") as err:
@@ -189,14 +222,97 @@ def test_duplicate_alias(kms, make_key):
     assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == k1["KeyId"]
 
 
+def test_reserved_tag_key_prefix(kms, key):
+    with client_error("TagException"):
+        kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["alias/has space", "alias/bad!char", "alias/" + "a" * 251],
+    ids=["space", "punctuation", "257-chars"],
+)
+def test_alias_name_constraints(kms, key, name):
+    with client_error("ValidationException"):
+        kms.create_alias(AliasName=name, TargetKeyId=key["KeyId"])
+
+
+@pytest.mark.parametrize("name", ["no-prefix", "alias/aws/e2e-reserved"], ids=["no-prefix", "aws-reserved"])
+def test_alias_name_must_be_alias_prefixed_and_not_aws(kms, key, name):
+    with pytest.raises(ClientError) as ei:
+        kms.create_alias(AliasName=name, TargetKeyId=key["KeyId"])
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    names = {a["AliasName"] for p in kms.get_paginator("list_aliases").paginate() for a in p["Aliases"]}
+    assert name not in names
+
+
+def test_description_over_8192_chars(kms, key):
+    with client_error("ValidationException"):
+        kms.update_key_description(KeyId=key["KeyId"], Description="d" * 8193)
+    with client_error("ValidationException"):
+        kms.create_key(Description="d" * 8193)
+
+
 def test_list_keys_invalid_marker(kms):
     with client_error("InvalidMarkerException"):
         kms.list_keys(Marker="not-a-marker-this-service-issued")
 
 
-def test_malformed_key_policy(kms, key):
+@pytest.mark.parametrize(
+    "policy",
+    ["this is { not json", "{}", '{"Version": "2012-10-17", "Statement": "nope"}'],
+    ids=["not-json", "empty-object", "statement-not-a-list"],
+)
+def test_malformed_key_policy(kms, key, policy):
     with client_error("MalformedPolicyDocumentException"):
-        kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy="this is { not json")
+        kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy)
+
+
+LOCKOUT_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "EncryptOnly",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+            "Action": "kms:Encrypt",
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def test_put_key_policy_lockout_safety_check(kms, key):
+    """The new policy must let the caller call PutKeyPolicy again, unless
+    BypassPolicyLockoutSafetyCheck is set (PutKeyPolicy's Policy documentation)."""
+    with client_error("MalformedPolicyDocumentException"):
+        kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(LOCKOUT_POLICY))
+    default = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert default["Statement"][0]["Action"] == "kms:*"
+
+
+def test_put_key_policy_bypassing_the_lockout_check(kms, key):
+    kms.put_key_policy(
+        KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(LOCKOUT_POLICY), BypassPolicyLockoutSafetyCheck=True
+    )
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]) == LOCKOUT_POLICY
+
+
+def test_create_key_lockout_safety_check(kms):
+    with client_error("MalformedPolicyDocumentException"):
+        kms.create_key(Policy=json.dumps(LOCKOUT_POLICY))
+
+
+def test_policy_statement_without_principal(kms, key):
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"},
+        ],
+    }
+    with client_error("MalformedPolicyDocumentException"):
+        kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(policy))
 
 
 # -- input validation (server side) ------------------------------------------------------
