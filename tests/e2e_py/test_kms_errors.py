@@ -282,6 +282,7 @@ LOCKOUT_POLICY = {
 }
 
 
+@pytest.mark.xfail(strict=True, reason="policy lockout safety check needs the policy engine of the authorization issue")
 def test_put_key_policy_lockout_safety_check(kms, key):
     """The new policy must let the caller call PutKeyPolicy again, unless
     BypassPolicyLockoutSafetyCheck is set (PutKeyPolicy's Policy documentation)."""
@@ -298,6 +299,7 @@ def test_put_key_policy_bypassing_the_lockout_check(kms, key):
     assert json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]) == LOCKOUT_POLICY
 
 
+@pytest.mark.xfail(strict=True, reason="policy lockout safety check needs the policy engine of the authorization issue")
 def test_create_key_lockout_safety_check(kms):
     with client_error("MalformedPolicyDocumentException"):
         kms.create_key(Policy=json.dumps(LOCKOUT_POLICY))

@@ -38,8 +38,9 @@ pub enum Error {
     Validation(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error("malformed policy document")]
-    MalformedPolicy,
+    /// The message says what is wrong with the policy document.
+    #[error("{0}")]
+    MalformedPolicy(String),
     #[error("{0}")]
     Tag(String),
     #[error("{0}")]
@@ -57,6 +58,12 @@ pub enum Error {
     Storage(#[from] StoreError),
     #[error("cryptographic failure")]
     Crypto(#[from] CryptoError),
+}
+
+impl From<crate::policy::MalformedPolicy> for Error {
+    fn from(e: crate::policy::MalformedPolicy) -> Self {
+        Error::MalformedPolicy(e.0)
+    }
 }
 
 impl From<crate::blob::InvalidCiphertext> for Error {
@@ -83,11 +90,7 @@ impl From<Error> for AwsError {
             Error::InvalidKeyUsage(m) => ("InvalidKeyUsageException", m),
             Error::Validation(m) => ("ValidationException", m),
             Error::Unsupported(m) => ("UnsupportedOperationException", m),
-            Error::MalformedPolicy => (
-                "MalformedPolicyDocumentException",
-                "The request was rejected because the specified policy is not syntactically or semantically correct."
-                    .to_owned(),
-            ),
+            Error::MalformedPolicy(m) => ("MalformedPolicyDocumentException", m),
             Error::Tag(m) => ("TagException", m),
             Error::NotAuthorized(m) => ("NotAuthorizedException", m),
             Error::LimitExceeded(m) => ("LimitExceededException", m),

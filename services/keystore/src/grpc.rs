@@ -326,6 +326,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             key_id: out.key_arn,
             plaintext: take_secret(out.plaintext),
             encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+            key_material_id: Some(out.key_material_id),
         }))
     }
 
@@ -355,6 +356,8 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             key_id: out.key_arn,
             source_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
             destination_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+            source_key_material_id: Some(out.source_key_material_id),
+            destination_key_material_id: Some(out.key_material_id),
         }))
     }
 
@@ -378,6 +381,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             ciphertext_blob: out.ciphertext_blob,
             plaintext: take_secret(out.plaintext),
             key_id: out.key_arn,
+            key_material_id: Some(out.key_material_id),
         }))
     }
 
@@ -400,6 +404,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         Ok(Response::new(pb::GenerateDataKeyWithoutPlaintextResponse {
             ciphertext_blob: out.ciphertext_blob,
             key_id: out.key_arn,
+            key_material_id: Some(out.key_material_id),
         }))
     }
 

@@ -9,6 +9,7 @@
 //!   writes there first and updates its memory after the commit.
 //! - `crypto` (aws-lc-rs) does AES-256-GCM and wraps key material under the root key;
 //!   `blob` is the ciphertext format (docs/CIPHERTEXT.md).
+//! - `policy` checks the structure of key policy documents before they are stored.
 //! - The gateway authenticates callers and puts the caller's account and the region in
 //!   every request's `context`; identifiers are resolved in that account and region.
 
@@ -18,6 +19,7 @@ mod crypto;
 mod error;
 mod grpc;
 mod model;
+mod policy;
 mod service;
 mod store;
 

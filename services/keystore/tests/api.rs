@@ -945,6 +945,90 @@ async fn re_encrypt_moves_data_between_keys_and_contexts() {
 }
 
 #[tokio::test]
+async fn crypto_responses_name_the_key_material() {
+    let app = spawn_app().await;
+    let src = app.create_key().await;
+    let dst = app.create_key().await;
+    let src_material = src.current_key_material_id.clone().unwrap();
+    let dst_material = dst.current_key_material_id.clone().unwrap();
+    assert_eq!(src_material.len(), 64);
+    assert!(src_material.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(src_material, dst_material);
+
+    let blob = app
+        .encrypt(ACCOUNT, &src.key_id, b"m", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let decrypted = app.decrypt(ACCOUNT, &blob, &[], None).await.unwrap();
+    assert_eq!(decrypted.key_material_id.as_deref(), Some(&*src_material));
+
+    let gdk = app
+        .c()
+        .generate_data_key(pb::GenerateDataKeyRequest {
+            key_id: src.key_id.clone(),
+            key_spec: Some("AES_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(gdk.key_material_id.as_deref(), Some(&*src_material));
+    let gdkwp = app
+        .c()
+        .generate_data_key_without_plaintext(pb::GenerateDataKeyRequest {
+            key_id: src.arn.clone(),
+            number_of_bytes: Some(16),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(gdkwp.key_material_id.as_deref(), Some(&*src_material));
+
+    let re = app
+        .c()
+        .re_encrypt(pb::ReEncryptRequest {
+            ciphertext_blob: blob.clone(),
+            destination_key_id: dst.key_id.clone(),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(re.source_key_material_id.as_deref(), Some(&*src_material));
+    assert_eq!(
+        re.destination_key_material_id.as_deref(),
+        Some(&*dst_material)
+    );
+    let back = app
+        .decrypt(ACCOUNT, &re.ciphertext_blob, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(back.key_material_id.as_deref(), Some(&*dst_material));
+
+    // On the KMS wire (the gateway encodes these messages as they are), with the
+    // botocore model's member names.
+    let json = serde_json::to_value(&re).unwrap();
+    assert_eq!(json["SourceKeyMaterialId"], src_material.as_str());
+    assert_eq!(json["DestinationKeyMaterialId"], dst_material.as_str());
+    for json in [
+        serde_json::to_value(&decrypted).unwrap(),
+        serde_json::to_value(&gdk).unwrap(),
+        serde_json::to_value(&gdkwp).unwrap(),
+    ] {
+        assert_eq!(json["KeyMaterialId"], src_material.as_str(), "{json}");
+    }
+    // Unset, the member is omitted rather than null.
+    let unset = serde_json::to_value(pb::DecryptResponse::default()).unwrap();
+    assert!(unset.get("KeyMaterialId").is_none(), "{unset}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn generate_data_keys_and_random_bytes() {
     let app = spawn_app().await;
     let key = app.create_key().await;
@@ -1407,6 +1491,113 @@ async fn descriptions_and_key_policies() {
     let disabled = app.resolve(ACCOUNT, &key.arn).await.unwrap();
     assert_eq!(disabled.version, 4);
     assert_eq!(disabled.key_state, "Disabled");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_key_policies_are_refused() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let default_policy = app.resolve(ACCOUNT, &key.key_id).await.unwrap().policy;
+    let root = format!(r#"{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}}"#);
+    let put = |policy: String| {
+        let mut c = app.c();
+        let req = pb::PutKeyPolicyRequest {
+            key_id: key.key_id.clone(),
+            policy,
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.put_key_policy(req).await.aws() }
+    };
+    let create = |policy: String| {
+        let mut c = app.c();
+        let req = pb::CreateKeyRequest {
+            policy: Some(policy),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.create_key(req).await.aws() }
+    };
+    for (policy, message) in [
+        ("this is { not json".to_owned(), None),
+        ("[]".to_owned(), Some("The policy must be a JSON object.")),
+        (
+            "{}".to_owned(),
+            Some("The policy is missing the required Statement element."),
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":"nope"}"#.to_owned(),
+            Some(
+                "The policy Statement must be a statement object or an array of statement objects.",
+            ),
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[7]}"#.to_owned(),
+            Some("The policy contains a statement that is not a JSON object."),
+        ),
+        (
+            format!(r#"{{"Statement":{{"Effect":"Permit","Principal":{root}}}}}"#),
+            None,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}"#
+                .to_owned(),
+            Some("Policy contains a statement with no principal."),
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":"arn:aws:iam::111122223333:root"}]}"#
+                .to_owned(),
+            Some("Policy contains a statement with one or more invalid principals."),
+        ),
+        (
+            format!(r#"{{"Statement":[{{"Effect":"Allow","Principal":{root},"Action":"kms:*","Sids":"x"}}]}}"#),
+            Some(r#"The policy statement contains the unknown element "Sids"."#),
+        ),
+        (
+            format!(r#"{{"Version":"2012-10-17","Extra":1,"Statement":[{{"Effect":"Allow","Principal":{root}}}]}}"#),
+            Some(r#"The policy contains the unknown element "Extra"."#),
+        ),
+        (
+            format!(r#"{{"Version":"2012-10-18","Statement":[{{"Effect":"Allow","Principal":{root}}}]}}"#),
+            None,
+        ),
+    ] {
+        let got = expect_err(put(policy.clone()).await, "MalformedPolicyDocumentException");
+        if let Some(message) = message {
+            assert_eq!(got, message, "{policy}");
+        } else {
+            assert!(!got.is_empty(), "{policy}");
+        }
+        let got = expect_err(create(policy.clone()).await, "MalformedPolicyDocumentException");
+        assert!(!got.is_empty(), "{policy}");
+    }
+    // Nothing changed: the key kept its policy and no key was created.
+    let after = app.resolve(ACCOUNT, &key.key_id).await.unwrap();
+    assert_eq!(after.policy, default_policy);
+    assert_eq!(after.version, 1);
+    let keys = app
+        .c()
+        .list_keys(pb::ListKeysRequest {
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(keys.keys.len(), 1);
+    // Over KMS's 32 KiB quota it is LimitExceededException, as PutKeyPolicy documents.
+    let huge = format!(
+        r#"{{"Id":"{}","Statement":[{{"Effect":"Allow","Principal":{root}}}]}}"#,
+        "x".repeat(32_768)
+    );
+    expect_err(put(huge).await, "LimitExceededException");
+    // A statement without Action or Resource is accepted (and has no effect), as in KMS.
+    put(format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{root},"Action":"kms:*","Resource":"*"}},{{"Sid":"Inert","Effect":"Deny","Principal":"*"}}]}}"#
+    ))
+    .await
+    .unwrap();
     app.stop().await;
 }
 

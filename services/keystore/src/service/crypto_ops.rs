@@ -27,21 +27,36 @@ pub struct Encrypted {
     pub key_arn: String,
 }
 
+/// Material ids in these results are the public ids KMS reports
+/// (`KeyMaterialId`, as `CurrentKeyMaterialId` in the key's metadata).
 pub struct Decrypted {
     pub plaintext: Zeroizing<Vec<u8>>,
     pub key_arn: String,
+    /// The material that had sealed the blob.
+    pub key_material_id: String,
 }
 
 pub struct ReEncrypted {
     pub ciphertext_blob: Vec<u8>,
     pub source_key_arn: String,
+    pub source_key_material_id: String,
     pub key_arn: String,
+    pub key_material_id: String,
 }
 
 pub struct DataKey {
     pub ciphertext_blob: Vec<u8>,
     pub plaintext: Zeroizing<Vec<u8>>,
     pub key_arn: String,
+    pub key_material_id: String,
+}
+
+/// A blob opened by Decrypt or ReEncrypt: its key, the material that had sealed it,
+/// and the plaintext.
+struct Opened {
+    key: Arc<CachedKey>,
+    material_id: u32,
+    plaintext: Zeroizing<Vec<u8>>,
 }
 
 /// ReEncrypt parameters.
@@ -102,7 +117,7 @@ impl<S: Store> KeyService<S> {
         algorithm: Option<&str>,
         dry_run: bool,
     ) -> Result<Decrypted> {
-        let (key, plaintext) = self.open(
+        let opened = self.open(
             caller,
             ciphertext_blob,
             context,
@@ -115,8 +130,9 @@ impl<S: Store> KeyService<S> {
             return Err(Error::DryRun);
         }
         Ok(Decrypted {
-            plaintext,
-            key_arn: key.record.arn.clone(),
+            key_arn: opened.key.record.arn.clone(),
+            key_material_id: crypto::material_public_id(&opened.key.record.id, opened.material_id),
+            plaintext: opened.plaintext,
         })
     }
 
@@ -125,7 +141,7 @@ impl<S: Store> KeyService<S> {
             "destinationEncryptionAlgorithm",
             input.destination_encryption_algorithm,
         )?;
-        let (source, plaintext) = self.open(
+        let source = self.open(
             caller,
             input.ciphertext_blob,
             input.source_encryption_context,
@@ -150,12 +166,17 @@ impl<S: Store> KeyService<S> {
         let ciphertext_blob = seal(
             &destination,
             input.destination_encryption_context,
-            &plaintext,
+            &source.plaintext,
         )?;
         Ok(ReEncrypted {
             ciphertext_blob,
-            source_key_arn: source.record.arn.clone(),
+            source_key_arn: source.key.record.arn.clone(),
+            source_key_material_id: crypto::material_public_id(
+                &source.key.record.id,
+                source.material_id,
+            ),
             key_arn: destination.record.arn.clone(),
+            key_material_id: current_material_public_id(&destination),
         })
     }
 
@@ -198,6 +219,7 @@ impl<S: Store> KeyService<S> {
             ciphertext_blob,
             plaintext,
             key_arn: key.record.arn.clone(),
+            key_material_id: current_material_public_id(&key),
         })
     }
 
@@ -227,7 +249,7 @@ impl<S: Store> KeyService<S> {
         key_field: &str,
         algorithm: Option<&str>,
         op: &str,
-    ) -> Result<(Arc<CachedKey>, Zeroizing<Vec<u8>>)> {
+    ) -> Result<Opened> {
         if ciphertext_blob.is_empty() {
             return Err(validation(
                 "ciphertextBlob",
@@ -271,7 +293,11 @@ impl<S: Store> KeyService<S> {
             .get(parsed.material_id)
             .ok_or(Error::InvalidCiphertext)?;
         let plaintext = parsed.open(material, context)?;
-        Ok((key, plaintext))
+        Ok(Opened {
+            material_id: parsed.material_id,
+            key,
+            plaintext,
+        })
     }
 }
 
@@ -283,6 +309,11 @@ fn seal(key: &CachedKey, context: &HashMap<String, String>, plaintext: &[u8]) ->
         context,
         plaintext,
     )?)
+}
+
+/// The public id of the material [`seal`] uses for `key`.
+fn current_material_public_id(key: &CachedKey) -> String {
+    crypto::material_public_id(&key.record.id, key.record.current_material_id)
 }
 
 fn require_encrypt_decrypt(key: &CachedKey, op: &str) -> Result<()> {

@@ -448,8 +448,9 @@ fn validate_policy_name(name: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// A key policy must be a JSON object of the characters KMS allows (tab, newline,
-/// carriage return, U+0020..U+00FF), within KMS's size quota.
+/// A key policy must be within the API's length constraint and KMS's size quota, of
+/// the characters KMS allows (tab, newline, carriage return, U+0020..U+00FF), and a
+/// well-formed policy document ([`crate::policy`]).
 fn validate_policy(policy: &str) -> Result<()> {
     if policy.is_empty() {
         return Err(crate::error::validation(
@@ -470,12 +471,12 @@ fn validate_policy(policy: &str) -> Result<()> {
     }
     let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}');
     if !policy.chars().all(allowed) {
-        return Err(Error::MalformedPolicy);
+        return Err(Error::MalformedPolicy(
+            "A key policy can contain only tab, line feed, carriage return and the characters U+0020 through U+00FF."
+                .into(),
+        ));
     }
-    match serde_json::from_str::<serde_json::Value>(policy) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
-        _ => Err(Error::MalformedPolicy),
-    }
+    Ok(crate::policy::check_key_policy(policy)?)
 }
 
 #[cfg(test)]
@@ -483,22 +484,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn policies_must_be_json_objects_of_allowed_characters() {
+    fn policies_must_be_well_formed_documents_of_allowed_characters() {
         assert!(validate_policy(&default_key_policy("111122223333")).is_ok());
-        assert!(matches!(
-            validate_policy("not json"),
-            Err(Error::MalformedPolicy)
-        ));
-        assert!(matches!(
-            validate_policy("[1]"),
-            Err(Error::MalformedPolicy)
-        ));
-        assert!(matches!(
-            validate_policy("{\"a\":\"\u{263a}\"}"),
-            Err(Error::MalformedPolicy)
-        ));
+        for bad in [
+            "not json",
+            "[1]",
+            "{}",
+            r#"{"Version":"2012-10-17","Statement":"nope"}"#,
+            "{\"Statement\":[],\"a\":\"\u{263a}\"}",
+        ] {
+            assert!(
+                matches!(validate_policy(bad), Err(Error::MalformedPolicy(_))),
+                "{bad}"
+            );
+        }
         assert!(matches!(validate_policy(""), Err(Error::Validation(_))));
-        let huge = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_POLICY_BYTES));
+        // Over the size quota is LimitExceededException, as PutKeyPolicy documents.
+        let huge = format!(
+            "{{\"Statement\":[],\"Id\":\"{}\"}}",
+            "x".repeat(MAX_POLICY_BYTES)
+        );
         assert!(matches!(
             validate_policy(&huge),
             Err(Error::LimitExceeded(_))
