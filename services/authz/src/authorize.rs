@@ -1,72 +1,410 @@
-//! Authorization decisions.
+//! Authorization decisions: the `Authorize` RPC's logic.
 //!
-//! Interim rule, until key policies, IAM policies and grants are evaluated: a principal may
-//! act only on resources of its own account (or on operations without a resource).
-//! It is deliberately strict: cross-account use is refused rather than guessed at.
+//! Builds the request context (AWS's global condition keys plus the KMS keys the caller of the
+//! RPC supplies) from what the gateway established from the network path, parses the policies
+//! (cached by their text: they change rarely and are re-sent with every request) and asks
+//! [`crate::policy::evaluate`]. A policy that does not parse fails the call with
+//! `MalformedPolicyDocumentException`: no decision is guessed.
 
-/// The facts the interim rule looks at.
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::Error;
+use crate::policy::{self, Context, Policies, Policy, PolicyKind, Principal, Request};
+
+/// The caller, as authentication established it.
+#[derive(Debug, Clone, Default)]
+pub struct CallerInfo {
+    pub account_id: String,
+    pub arn: String,
+    /// CloudTrail's unique id (`userIdentity.principalId`).
+    pub principal_id: String,
+    /// CloudTrail's `userIdentity.type`: Root, IAMUser, AssumedRole, FederatedUser.
+    pub principal_type: String,
+    pub user_name: String,
+    /// For sessions: the role's ARN.
+    pub role_arn: String,
+}
+
+/// Where the request came from, as the gateway saw the connection.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub source_ip: String,
+    /// Set only when the request arrived on a VPC endpoint network interface.
+    pub vpce_id: String,
+    pub vpc_id: String,
+    pub region: String,
+    pub secure_transport: bool,
+    /// Unix milliseconds; 0 means "now" by the service's clock.
+    pub time_ms: i64,
+}
+
+/// One authorization question, in domain terms.
 #[derive(Debug, Clone, Default)]
 pub struct AccessRequest {
-    /// Account of the authenticated caller; `None` when the request carried no caller.
-    pub caller_account: Option<String>,
-    /// IAM action, e.g. `kms:Encrypt` (only for the record, for now).
+    /// `None` when the request carried no caller (always denied).
+    pub caller: Option<CallerInfo>,
+    pub origin: Origin,
+    /// IAM action, e.g. `kms:Encrypt`.
     pub action: String,
-    /// Account owning the resource; empty for operations without a resource.
+    /// Empty for operations without a resource.
+    pub resource_arn: String,
     pub resource_account: String,
+    pub key_policy: String,
+    pub identity_policies: Vec<String>,
+    pub endpoint_policy: String,
+    /// Extra condition keys (single- and multi-valued).
+    pub condition_keys: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
+    /// Empty when allowed; AWS's AccessDeniedException message otherwise.
     pub reason: String,
+    pub denied_by_endpoint_policy: bool,
+    /// `allowed`, `explicitDeny` or `implicitDeny`.
+    pub eval_decision: &'static str,
 }
 
-pub const CROSS_ACCOUNT_DENY: &str =
-    "interim rule: principals may use only their own account's keys";
+pub const NO_CALLER: &str = "the request has no authenticated caller";
 
-pub fn decide(req: &AccessRequest) -> Decision {
-    if req.resource_account.is_empty() {
-        return Decision {
-            allowed: true,
-            reason: "interim rule: operation without a resource".into(),
+/// How many distinct policy texts stay parsed in memory (per kind, cleared when full).
+const CACHE_CAPACITY: usize = 4096;
+
+/// The decision maker, with its cache of parsed policies (one map per kind, keyed by text).
+#[derive(Debug, Default)]
+pub struct Authorizer {
+    cache: Mutex<[PolicyMap; 3]>,
+}
+
+type PolicyMap = HashMap<String, Arc<Policy>, BuildHasherDefault<TextHasher>>;
+
+/// A fast non-cryptographic hasher for policy texts (FxHash's word-at-a-time mixing): a
+/// policy is hashed on every request, and SipHash over a few KB dominated the decision.
+/// Lookups still compare the full text, so a collision costs time, never correctness, and
+/// the texts come from the keystore and registry, not from clients.
+#[derive(Default)]
+struct TextHasher(u64);
+
+impl Hasher for TextHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Authorizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn parsed(&self, text: &str, kind: PolicyKind) -> Result<Arc<Policy>, Error> {
+        let slot = match kind {
+            PolicyKind::KeyPolicy => 0,
+            PolicyKind::EndpointPolicy => 1,
+            PolicyKind::Identity => 2,
         };
+        if let Some(p) = self.lock()[slot].get(text) {
+            return Ok(p.clone());
+        }
+        // Parse outside the lock; errors are not cached (they are rare and cheap to redo).
+        let p = Arc::new(Policy::parse_as(text, kind)?);
+        let mut cache = self.lock();
+        let map = &mut cache[slot];
+        if map.len() >= CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(text.to_owned(), p.clone());
+        Ok(p)
     }
-    match &req.caller_account {
-        Some(a) if *a == req.resource_account => Decision {
-            allowed: true,
-            reason: "interim rule: resource belongs to the caller's account".into(),
-        },
-        Some(_) => Decision {
-            allowed: false,
-            reason: CROSS_ACCOUNT_DENY.into(),
-        },
-        None => Decision {
-            allowed: false,
-            reason: "no authenticated caller".into(),
-        },
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [PolicyMap; 3]> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Decide `req`; `now` stands in when the request carries no time.
+    pub fn decide(&self, req: &AccessRequest, now: OffsetDateTime) -> Result<Decision, Error> {
+        let Some(caller) = &req.caller else {
+            return Ok(Decision {
+                allowed: false,
+                reason: NO_CALLER.into(),
+                denied_by_endpoint_policy: false,
+                eval_decision: policy::EvalDecision::ImplicitDeny.as_str(),
+            });
+        };
+        let principal = Principal {
+            account_id: caller.account_id.clone(),
+            arn: caller.arn.clone(),
+            role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
+            is_root: caller.principal_type == "Root"
+                || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
+        };
+        let time = if req.origin.time_ms > 0 {
+            OffsetDateTime::from_unix_timestamp_nanos(req.origin.time_ms as i128 * 1_000_000)
+                .unwrap_or(now)
+        } else {
+            now
+        };
+        let context = build_context(caller, &req.origin, time, &req.condition_keys);
+
+        let key_policy = if !req.key_policy.is_empty() {
+            Some(self.parsed(&req.key_policy, PolicyKind::KeyPolicy)?)
+        } else if req.resource_arn.contains(":key/") {
+            Some(self.parsed(
+                &default_key_policy(&req.resource_account),
+                PolicyKind::KeyPolicy,
+            )?)
+        } else {
+            None
+        };
+        let identity = req
+            .identity_policies
+            .iter()
+            .map(|t| self.parsed(t, PolicyKind::Identity))
+            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint = if req.endpoint_policy.is_empty() {
+            // No endpoint, or an endpoint with the default policy (allows everything).
+            None
+        } else {
+            Some(self.parsed(&req.endpoint_policy, PolicyKind::EndpointPolicy)?)
+        };
+        let identity_refs: Vec<&Policy> = identity.iter().map(Arc::as_ref).collect();
+        let resource = if req.resource_arn.is_empty() {
+            "*"
+        } else {
+            req.resource_arn.as_str()
+        };
+        let d = policy::evaluate(
+            &Request {
+                principal: &principal,
+                action: &req.action,
+                resource,
+                resource_account: (!req.resource_account.is_empty())
+                    .then_some(req.resource_account.as_str()),
+                context: &context,
+            },
+            &Policies {
+                key_policy: key_policy.as_deref(),
+                identity: &identity_refs,
+                endpoint: endpoint.as_deref(),
+            },
+        );
+        Ok(Decision {
+            allowed: d.allowed,
+            reason: d.message,
+            denied_by_endpoint_policy: d.denied_by_endpoint_policy,
+            eval_decision: d.eval.as_str(),
+        })
+    }
+}
+
+/// The key policy AWS gives a key created without one: the account may do everything, through
+/// IAM.
+pub fn default_key_policy(account_id: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account_id}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    )
+}
+
+/// `aws:PrincipalType` spelling of CloudTrail's `userIdentity.type`.
+fn principal_type(cloudtrail_type: &str) -> &str {
+    match cloudtrail_type {
+        "Root" => "Account",
+        "IAMUser" => "User",
+        other => other,
+    }
+}
+
+/// The request context: AWS's global keys from the caller and the network path, then the
+/// keys the RPC's caller supplied (which cannot override the global `aws:` keys).
+pub fn build_context(
+    caller: &CallerInfo,
+    origin: &Origin,
+    time: OffsetDateTime,
+    extra: &[(String, Vec<String>)],
+) -> Context {
+    let mut ctx = Context::new();
+    for (k, v) in extra {
+        ctx.insert_multi(k, v.iter().cloned());
+    }
+    let account = caller.account_id.as_str();
+    ctx.insert("aws:PrincipalAccount", account);
+    ctx.insert("kms:CallerAccount", account);
+    let principal_arn = if caller.role_arn.is_empty() {
+        &caller.arn
+    } else {
+        &caller.role_arn
+    };
+    ctx.insert("aws:PrincipalArn", principal_arn.as_str());
+    ctx.insert("aws:PrincipalType", principal_type(&caller.principal_type));
+    let userid = if caller.principal_type == "Root" || caller.principal_id.is_empty() {
+        account
+    } else {
+        caller.principal_id.as_str()
+    };
+    ctx.insert("aws:userid", userid);
+    if caller.user_name.is_empty() {
+        ctx.remove("aws:username");
+    } else {
+        ctx.insert("aws:username", caller.user_name.as_str());
+    }
+    let secs = time.unix_timestamp();
+    let whole = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time);
+    if let Ok(t) = whole.format(&Rfc3339) {
+        ctx.insert("aws:CurrentTime", t);
+    }
+    ctx.insert("aws:EpochTime", secs.to_string());
+    ctx.insert("aws:SecureTransport", origin.secure_transport.to_string());
+    if !origin.region.is_empty() {
+        ctx.insert("aws:RequestedRegion", origin.region.as_str());
+    }
+    for k in [
+        "aws:SourceIp",
+        "aws:SourceVpce",
+        "aws:SourceVpc",
+        "aws:VpcSourceIp",
+    ] {
+        ctx.remove(k);
+    }
+    if origin.vpce_id.is_empty() {
+        if !origin.source_ip.is_empty() {
+            ctx.insert("aws:SourceIp", origin.source_ip.as_str());
+        }
+    } else {
+        ctx.insert("aws:SourceVpce", origin.vpce_id.as_str());
+        if !origin.vpc_id.is_empty() {
+            ctx.insert("aws:SourceVpc", origin.vpc_id.as_str());
+        }
+        if !origin.source_ip.is_empty() {
+            ctx.insert("aws:VpcSourceIp", origin.source_ip.as_str());
+        }
+    }
+    ctx
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
 
-    fn req(caller: Option<&str>, resource: &str) -> AccessRequest {
-        AccessRequest {
-            caller_account: caller.map(str::to_owned),
-            action: "kms:Encrypt".into(),
-            resource_account: resource.into(),
+    fn alice() -> CallerInfo {
+        CallerInfo {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:user/Alice".into(),
+            principal_id: "AIDAEXAMPLE".into(),
+            principal_type: "IAMUser".into(),
+            user_name: "Alice".into(),
+            role_arn: String::new(),
         }
     }
 
+    fn get<'a>(c: &'a Context, k: &str) -> Option<&'a str> {
+        c.lookup(k).map(|v| v[0].as_str())
+    }
+
     #[test]
-    fn interim_rule() {
-        assert!(decide(&req(Some("111122223333"), "")).allowed);
-        assert!(decide(&req(None, "")).allowed);
-        assert!(decide(&req(Some("111122223333"), "111122223333")).allowed);
-        let d = decide(&req(Some("111122223333"), "444455556666"));
-        assert!(!d.allowed);
-        assert_eq!(d.reason, CROSS_ACCOUNT_DENY);
-        assert!(!decide(&req(None, "444455556666")).allowed);
+    fn context_keys_from_the_public_path() {
+        let origin = Origin {
+            source_ip: "203.0.113.10".into(),
+            region: "us-east-1".into(),
+            secure_transport: true,
+            ..Default::default()
+        };
+        let extra = vec![
+            ("aws:SourceVpce".to_owned(), vec!["vpce-forged".to_owned()]),
+            ("kms:EncryptionContextKeys".to_owned(), vec![]),
+        ];
+        let c = build_context(
+            &alice(),
+            &origin,
+            datetime!(2026-01-02 00:00:00.5 UTC),
+            &extra,
+        );
+        assert_eq!(get(&c, "aws:PrincipalAccount"), Some("111122223333"));
+        assert_eq!(get(&c, "kms:CallerAccount"), Some("111122223333"));
+        assert_eq!(
+            get(&c, "aws:PrincipalArn"),
+            Some("arn:aws:iam::111122223333:user/Alice")
+        );
+        assert_eq!(get(&c, "aws:PrincipalType"), Some("User"));
+        assert_eq!(get(&c, "aws:userid"), Some("AIDAEXAMPLE"));
+        assert_eq!(get(&c, "aws:username"), Some("Alice"));
+        assert_eq!(get(&c, "aws:CurrentTime"), Some("2026-01-02T00:00:00Z"));
+        assert_eq!(get(&c, "aws:EpochTime"), Some("1767312000"));
+        assert_eq!(get(&c, "aws:SecureTransport"), Some("true"));
+        assert_eq!(get(&c, "aws:RequestedRegion"), Some("us-east-1"));
+        assert_eq!(get(&c, "aws:SourceIp"), Some("203.0.113.10"));
+        for k in ["aws:SourceVpce", "aws:SourceVpc", "aws:VpcSourceIp"] {
+            assert!(c.lookup(k).is_none(), "{k} only through an endpoint");
+        }
+        assert_eq!(c.lookup("kms:EncryptionContextKeys"), Some(&[][..]));
+    }
+
+    #[test]
+    fn context_keys_through_an_endpoint_and_for_root_and_sessions() {
+        let origin = Origin {
+            source_ip: "10.0.1.25".into(),
+            vpce_id: "vpce-1234abcdf5678c90a".into(),
+            vpc_id: "vpc-12345678".into(),
+            ..Default::default()
+        };
+        let root = CallerInfo {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:root".into(),
+            principal_id: "111122223333".into(),
+            principal_type: "Root".into(),
+            ..Default::default()
+        };
+        let c = build_context(&root, &origin, datetime!(2026-01-02 00:00 UTC), &[]);
+        assert_eq!(get(&c, "aws:SourceVpce"), Some("vpce-1234abcdf5678c90a"));
+        assert_eq!(get(&c, "aws:SourceVpc"), Some("vpc-12345678"));
+        assert_eq!(get(&c, "aws:VpcSourceIp"), Some("10.0.1.25"));
+        assert!(c.lookup("aws:SourceIp").is_none());
+        assert_eq!(get(&c, "aws:PrincipalType"), Some("Account"));
+        assert_eq!(get(&c, "aws:userid"), Some("111122223333"));
+        assert!(c.lookup("aws:username").is_none());
+        let session = CallerInfo {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:sts::111122223333:assumed-role/App/s1".into(),
+            principal_id: "AROAEXAMPLE:s1".into(),
+            principal_type: "AssumedRole".into(),
+            role_arn: "arn:aws:iam::111122223333:role/App".into(),
+            ..Default::default()
+        };
+        let c = build_context(&session, &origin, datetime!(2026-01-02 00:00 UTC), &[]);
+        assert_eq!(
+            get(&c, "aws:PrincipalArn"),
+            Some("arn:aws:iam::111122223333:role/App")
+        );
+        assert_eq!(get(&c, "aws:userid"), Some("AROAEXAMPLE:s1"));
+        assert_eq!(get(&c, "aws:PrincipalType"), Some("AssumedRole"));
+    }
+
+    #[test]
+    fn parsed_policies_are_cached_by_text() {
+        let a = Authorizer::new();
+        let text = default_key_policy("111122223333");
+        let p1 = a.parsed(&text, PolicyKind::KeyPolicy).unwrap();
+        let p2 = a.parsed(&text, PolicyKind::KeyPolicy).unwrap();
+        assert!(Arc::ptr_eq(&p1, &p2));
+        // The same text is validated again for another kind (Principal is forbidden there).
+        assert!(a.parsed(&text, PolicyKind::Identity).is_err());
+        assert!(a.parsed("{", PolicyKind::KeyPolicy).is_err());
     }
 }

@@ -20,6 +20,10 @@ pub enum Error {
     Validation(String),
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// A policy document that cannot be used (MalformedPolicyDocumentException, or
+    /// LimitExceededException when too large).
+    #[error("invalid policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error")]
@@ -36,6 +40,7 @@ impl From<Error> for AwsError {
             Error::InvalidSignature(m) => AwsError::new("InvalidSignatureException", m),
             Error::Validation(m) => AwsError::new("ValidationException", m),
             Error::AlreadyExists(m) => AwsError::new("AlreadyExistsException", m),
+            Error::Policy(e) => AwsError::new(e.aws_code(), e.message),
             Error::Corrupt(_) | Error::Database(_) => AwsError::internal(),
         }
     }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::accounts::{AccessKey, AccountSpec};
-use crate::authorize::{self, AccessRequest};
+use crate::authorize::{AccessRequest, Authorizer, CallerInfo, Origin};
 use crate::clock::Clock;
 use crate::sigv4::{Authenticator, SignedRequest};
 use crate::store::Store;
@@ -17,6 +17,7 @@ use crate::store::Store;
 pub struct AuthzService<S> {
     store: Arc<S>,
     authenticator: Arc<Authenticator<S>>,
+    authorizer: Authorizer,
     clock: Arc<dyn Clock>,
 }
 
@@ -25,6 +26,7 @@ impl<S: Store> AuthzService<S> {
         Self {
             store,
             authenticator,
+            authorizer: Authorizer::new(),
             clock,
         }
     }
@@ -47,15 +49,45 @@ impl From<pb::AuthenticateRequest> for SignedRequest {
 
 impl From<pb::AuthorizeRequest> for AccessRequest {
     fn from(r: pb::AuthorizeRequest) -> Self {
-        let caller_account = r
-            .context
-            .and_then(|c| c.caller)
-            .map(|c| c.account_id)
-            .filter(|a| !a.is_empty());
+        let ctx = r.context.unwrap_or_default();
+        let caller = ctx
+            .caller
+            .filter(|c| !c.account_id.is_empty())
+            .map(|c| CallerInfo {
+                account_id: c.account_id,
+                arn: c.arn,
+                principal_id: c.principal_id,
+                principal_type: c.principal_type,
+                user_name: c.user_name,
+                role_arn: c.role_arn,
+            });
+        let mut condition_keys: Vec<(String, Vec<String>)> = r
+            .condition_keys
+            .into_iter()
+            .map(|(k, v)| (k, vec![v]))
+            .collect();
+        condition_keys.extend(
+            r.multi_valued_condition_keys
+                .into_iter()
+                .map(|k| (k.key, k.values)),
+        );
         Self {
-            caller_account,
+            caller,
+            origin: Origin {
+                source_ip: ctx.source_ip,
+                vpce_id: ctx.vpce_id,
+                vpc_id: ctx.vpc_id,
+                region: ctx.region,
+                secure_transport: ctx.secure_transport,
+                time_ms: ctx.time_ms,
+            },
             action: r.action,
+            resource_arn: r.resource_arn,
             resource_account: r.resource_account,
+            key_policy: r.key_policy,
+            identity_policies: r.identity_policies,
+            endpoint_policy: r.endpoint_policy,
+            condition_keys,
         }
     }
 }
@@ -103,14 +135,20 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let req = AccessRequest::from(request.into_inner());
-        let d = authorize::decide(&req);
+        let d = self.authorizer.decide(&req, self.clock.now())?;
         if !d.allowed {
-            tracing::debug!(reason = %d.reason, resource_account = %req.resource_account, "denied");
+            tracing::debug!(
+                reason = %d.reason,
+                resource_account = %req.resource_account,
+                denied_by_endpoint_policy = d.denied_by_endpoint_policy,
+                "denied"
+            );
         }
         Ok(Response::new(pb::Decision {
             allowed: d.allowed,
             reason: d.reason,
-            denied_by_endpoint_policy: false,
+            denied_by_endpoint_policy: d.denied_by_endpoint_policy,
+            eval_decision: d.eval_decision.to_owned(),
         }))
     }
 

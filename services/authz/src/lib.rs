@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod policy;
 pub mod sigv4;
 pub mod store;
 

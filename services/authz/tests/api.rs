@@ -9,7 +9,8 @@ use aws_lc_rs::hmac;
 use kms_authz::{Config, FixedClock};
 use kms_proto::authz::v1::authz_client::AuthzClient;
 use kms_proto::authz::v1::{
-    AuthenticateRequest, AuthorizeRequest, CreateAccountRequest, ListAccountsRequest,
+    AuthenticateRequest, AuthorizeRequest, ConditionKeyValues, CreateAccountRequest, Decision,
+    ListAccountsRequest,
 };
 use kms_proto::common::v1::{Caller, RequestContext};
 use kms_proto::error::AwsError;
@@ -314,63 +315,323 @@ async fn malformed_date_and_session_tokens_are_refused() {
     );
 }
 
-fn authorize_request(caller_account: &str, resource_account: &str) -> AuthorizeRequest {
-    AuthorizeRequest {
-        context: Some(RequestContext {
-            caller: Some(Caller {
-                account_id: caller_account.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        action: "kms:Encrypt".into(),
-        resource_arn: format!(
-            "arn:aws:kms:us-east-1:{resource_account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        ),
-        resource_account: resource_account.into(),
+const KEY_ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const VPCE: &str = "vpce-1234abcdf5678c90a";
+
+fn root(account: &str) -> Caller {
+    Caller {
+        account_id: account.into(),
+        arn: format!("arn:aws:iam::{account}:root"),
+        principal_id: account.into(),
+        principal_type: "Root".into(),
         ..Default::default()
     }
 }
 
+fn user(account: &str, name: &str) -> Caller {
+    Caller {
+        account_id: account.into(),
+        arn: format!("arn:aws:iam::{account}:user/{name}"),
+        principal_id: "AIDAEXAMPLEUSERID".into(),
+        principal_type: "IAMUser".into(),
+        user_name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// A request from `caller` on the public endpoint, on the key of account 111122223333.
+fn authorize_request(caller: Caller, action: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        context: Some(RequestContext {
+            caller: Some(caller),
+            source_ip: "203.0.113.10".into(),
+            region: "us-east-1".into(),
+            secure_transport: true,
+            ..Default::default()
+        }),
+        action: action.into(),
+        resource_arn: KEY_ARN.into(),
+        resource_account: "111122223333".into(),
+        ..Default::default()
+    }
+}
+
+fn through_endpoint(mut r: AuthorizeRequest, vpce: &str, vpc: &str) -> AuthorizeRequest {
+    let ctx = r.context.as_mut().unwrap();
+    ctx.vpce_id = vpce.into();
+    ctx.vpc_id = vpc.into();
+    ctx.source_ip = "10.0.1.25".into();
+    r
+}
+
+async fn decide(app: &mut TestApp, r: AuthorizeRequest) -> Decision {
+    app.client.authorize(r).await.unwrap().into_inner()
+}
+
 #[tokio::test]
-async fn authorize_interim_rule_allows_only_own_account() {
+async fn authorize_default_key_policy_allows_own_account_root_only() {
     let mut app = spawn_app().await;
-    let own = app
-        .client
-        .authorize(authorize_request("111122223333", "111122223333"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(own.allowed);
-    let none = app
-        .client
-        .authorize(authorize_request("111122223333", ""))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(none.allowed);
-    let cross = app
-        .client
-        .authorize(authorize_request("111122223333", "444455556666"))
-        .await
-        .unwrap()
-        .into_inner();
+    let own = decide(
+        &mut app,
+        authorize_request(root("111122223333"), "kms:Encrypt"),
+    )
+    .await;
+    assert!(own.allowed, "{own:?}");
+    assert_eq!(own.eval_decision, "allowed");
+    assert!(own.reason.is_empty());
+
+    let cross = decide(
+        &mut app,
+        authorize_request(root("444455556666"), "kms:Encrypt"),
+    )
+    .await;
     assert!(!cross.allowed);
     assert_eq!(
         cross.reason,
-        "interim rule: principals may use only their own account's keys"
+        format!(
+            "User: arn:aws:iam::444455556666:root is not authorized to perform: kms:Encrypt on resource: {KEY_ARN} because no resource-based policy allows the kms:Encrypt action"
+        )
     );
+    assert_eq!(cross.eval_decision, "implicitDeny");
     assert!(!cross.denied_by_endpoint_policy);
-    let mut anonymous = authorize_request("", "111122223333");
-    anonymous.context = None;
+
+    // An IAM user of the account needs an identity policy (the default policy delegates).
+    let alice = decide(
+        &mut app,
+        authorize_request(user("111122223333", "Alice"), "kms:Encrypt"),
+    )
+    .await;
     assert!(
-        !app.client
-            .authorize(anonymous)
+        alice
+            .reason
+            .ends_with("because no identity-based policy allows the kms:Encrypt action")
+    );
+    let mut with_iam = authorize_request(user("111122223333", "Alice"), "kms:Encrypt");
+    with_iam.identity_policies = vec![
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:Encrypt","Resource":"arn:aws:kms:*:111122223333:key/*"}}"#.into(),
+    ];
+    assert!(decide(&mut app, with_iam).await.allowed);
+
+    let mut anonymous = authorize_request(root("111122223333"), "kms:Encrypt");
+    anonymous.context = None;
+    let d = decide(&mut app, anonymous).await;
+    assert!(!d.allowed);
+    assert_eq!(d.reason, "the request has no authenticated caller");
+}
+
+#[tokio::test]
+async fn authorize_operations_without_resource_use_identity_policies() {
+    let mut app = spawn_app().await;
+    let mut r = authorize_request(root("111122223333"), "kms:CreateKey");
+    r.resource_arn.clear();
+    r.resource_account.clear();
+    assert!(
+        decide(&mut app, r.clone()).await.allowed,
+        "root may create keys"
+    );
+    r.context.as_mut().unwrap().caller = Some(user("111122223333", "Alice"));
+    let d = decide(&mut app, r.clone()).await;
+    assert_eq!(
+        d.reason,
+        "User: arn:aws:iam::111122223333:user/Alice is not authorized to perform: kms:CreateKey on resource: * because no identity-based policy allows the kms:CreateKey action"
+    );
+    r.identity_policies = vec![
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:Create*","Resource":"*"}}"#.into(),
+    ];
+    assert!(decide(&mut app, r).await.allowed);
+}
+
+const EXAMPLE_KEY_1: &str = r#"{
+    "Id": "example-key-1",
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Enable IAM user permissions", "Effect": "Allow",
+         "Principal": {"AWS":["111122223333"]}, "Action": ["kms:*"], "Resource": "*"},
+        {"Sid": "Restrict usage to my VPC endpoint", "Effect": "Deny", "Principal": "*",
+         "Action": ["kms:Encrypt","kms:Decrypt","kms:ReEncrypt","kms:GenerateDataKey"],
+         "Resource": "*",
+         "Condition": {"StringNotEquals": {"aws:sourceVpce": "vpce-1234abcdf5678c90a"}}}
+    ]
+}"#;
+
+#[tokio::test]
+async fn authorize_key_policy_with_source_vpce() {
+    let mut app = spawn_app().await;
+    let req = |vpce: Option<&str>| {
+        let mut r = authorize_request(root("111122223333"), "kms:Decrypt");
+        r.key_policy = EXAMPLE_KEY_1.into();
+        match vpce {
+            Some(v) => through_endpoint(r, v, "vpc-12345678"),
+            None => r,
+        }
+    };
+    assert!(decide(&mut app, req(Some(VPCE))).await.allowed);
+    for r in [req(Some("vpce-0000000000000000f")), req(None)] {
+        let d = decide(&mut app, r).await;
+        assert_eq!(
+            d.reason,
+            format!(
+                "User: arn:aws:iam::111122223333:root is not authorized to perform: kms:Decrypt on resource: {KEY_ARN} with an explicit deny in a resource-based policy"
+            )
+        );
+        assert_eq!(d.eval_decision, "explicitDeny");
+    }
+}
+
+#[tokio::test]
+async fn authorize_endpoint_policy_gate_and_flag() {
+    let mut app = spawn_app().await;
+    let endpoint_policy = r#"{"Statement":[{"Sid":"Allow decrypt and view permission",
+        "Principal":{"AWS":"arn:aws:iam::111122223333:user/ExampleUser"},"Effect":"Allow",
+        "Action":["kms:Decrypt","kms:DescribeKey","kms:ListAliases","kms:ListKeys"],
+        "Resource":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"}]}"#;
+    let iam = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:*","Resource":"*"}}"#;
+    let req = |action: &str| {
+        let mut r = through_endpoint(
+            authorize_request(user("111122223333", "ExampleUser"), action),
+            VPCE,
+            "vpc-12345678",
+        );
+        r.endpoint_policy = endpoint_policy.into();
+        r.identity_policies = vec![iam.into()];
+        r
+    };
+    assert!(decide(&mut app, req("kms:Decrypt")).await.allowed);
+    let d = decide(&mut app, req("kms:Encrypt")).await;
+    assert!(!d.allowed);
+    assert!(d.denied_by_endpoint_policy);
+    assert_eq!(
+        d.reason,
+        format!(
+            "User: arn:aws:iam::111122223333:user/ExampleUser is not authorized to perform: kms:Encrypt on resource: {KEY_ARN} because no VPC endpoint policy allows the kms:Encrypt action"
+        )
+    );
+    // Also refused by IAM: not "only the endpoint policy".
+    let mut no_iam = req("kms:Encrypt");
+    no_iam.identity_policies.clear();
+    let d = decide(&mut app, no_iam).await;
+    assert!(!d.denied_by_endpoint_policy);
+    assert!(
+        d.reason
+            .ends_with("because no identity-based policy allows the kms:Encrypt action")
+    );
+    // An endpoint with the default policy (empty here) lets through what the key allows.
+    let mut default = req("kms:Encrypt");
+    default.endpoint_policy.clear();
+    assert!(decide(&mut app, default).await.allowed);
+}
+
+#[tokio::test]
+async fn authorize_source_ip_and_vpc_keys_follow_the_network_path() {
+    let mut app = spawn_app().await;
+    let key_policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:DescribeKey","Resource":"*",
+         "Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}},
+        {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:Decrypt","Resource":"*",
+         "Condition":{"StringEquals":{"aws:SourceVpc":"vpc-12345678"},"IpAddress":{"aws:VpcSourceIp":"10.0.0.0/16"}}}]}"#;
+    let req = |action: &str, via_endpoint: bool| {
+        let mut r = authorize_request(root("111122223333"), action);
+        r.key_policy = key_policy.into();
+        if via_endpoint {
+            r = through_endpoint(r, VPCE, "vpc-12345678");
+            // The same address as seen on the public path must not count as aws:SourceIp.
+            r.context.as_mut().unwrap().source_ip = "203.0.113.10".into();
+        }
+        r
+    };
+    assert!(
+        decide(&mut app, req("kms:DescribeKey", false))
             .await
-            .unwrap()
-            .into_inner()
             .allowed
     );
+    assert!(
+        !decide(&mut app, req("kms:DescribeKey", true)).await.allowed,
+        "aws:SourceIp is absent through an endpoint"
+    );
+    assert!(!decide(&mut app, req("kms:Decrypt", false)).await.allowed);
+    let mut via = req("kms:Decrypt", true);
+    via.context.as_mut().unwrap().source_ip = "10.0.1.25".into();
+    assert!(decide(&mut app, via).await.allowed);
+    // A client-supplied condition key cannot claim an endpoint or a source address.
+    let mut forged = req("kms:Decrypt", false);
+    forged
+        .condition_keys
+        .insert("aws:SourceVpc".into(), "vpc-12345678".into());
+    forged
+        .condition_keys
+        .insert("aws:VpcSourceIp".into(), "10.0.1.25".into());
+    assert!(!decide(&mut app, forged).await.allowed);
+}
+
+#[tokio::test]
+async fn authorize_condition_keys_single_and_multi_valued() {
+    let mut app = spawn_app().await;
+    let key_policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:Decrypt","Resource":"*",
+         "Condition":{"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":["app","env"]},
+                      "StringEquals":{"kms:EncryptionContext:app":"billing","aws:PrincipalType":"Account",
+                                      "kms:CallerAccount":"111122223333","aws:RequestedRegion":"us-east-1"},
+                      "DateLessThan":{"aws:CurrentTime":"2026-06-01T00:00:00Z"},
+                      "NumericLessThan":{"aws:EpochTime":"1780272000"},
+                      "Bool":{"aws:SecureTransport":"true"}}}]}"#;
+    let req = |keys: &[&str], app_value: &str| {
+        let mut r = authorize_request(root("111122223333"), "kms:Decrypt");
+        r.key_policy = key_policy.into();
+        r.condition_keys
+            .insert("kms:EncryptionContext:app".into(), app_value.into());
+        r.multi_valued_condition_keys.push(ConditionKeyValues {
+            key: "kms:EncryptionContextKeys".into(),
+            values: keys.iter().map(|k| k.to_string()).collect(),
+        });
+        r
+    };
+    let d = decide(&mut app, req(&["app", "env"], "billing")).await;
+    assert!(d.allowed, "{d:?}");
+    assert!(
+        decide(&mut app, req(&[], "billing")).await.allowed,
+        "empty set: ForAllValues holds"
+    );
+    assert!(
+        !decide(&mut app, req(&["app", "owner"], "billing"))
+            .await
+            .allowed
+    );
+    assert!(!decide(&mut app, req(&["app"], "Billing")).await.allowed);
+    // The request time comes from the context (2026-01-02 by the test clock when absent).
+    let mut late = req(&["app"], "billing");
+    late.context.as_mut().unwrap().time_ms = 1_780_272_000_000;
+    assert!(!decide(&mut app, late).await.allowed);
+    let mut plain = req(&["app"], "billing");
+    plain.context.as_mut().unwrap().secure_transport = false;
+    assert!(!decide(&mut app, plain).await.allowed);
+}
+
+#[tokio::test]
+async fn authorize_refuses_malformed_policies() {
+    let mut app = spawn_app().await;
+    let mut r = authorize_request(root("111122223333"), "kms:Decrypt");
+    r.key_policy =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"},]}"#
+            .into();
+    let e = aws_error(app.client.authorize(r).await);
+    assert_eq!(e.code, "MalformedPolicyDocumentException");
+    assert!(e.message.contains("trailing comma"), "{}", e.message);
+
+    let mut r = authorize_request(root("111122223333"), "kms:Decrypt");
+    r.identity_policies = vec![
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}"#
+            .into(),
+    ];
+    let e = aws_error(app.client.authorize(r).await);
+    assert_eq!(e.code, "MalformedPolicyDocumentException");
+
+    let mut r = authorize_request(root("111122223333"), "kms:Decrypt");
+    r.key_policy = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}}}{}"#,
+        " ".repeat(32 * 1024)
+    );
+    let e = aws_error(app.client.authorize(r).await);
+    assert_eq!(e.code, "LimitExceededException");
 }
 
 #[tokio::test]
