@@ -11,6 +11,10 @@ use tonic::{Code, Status};
 
 pub const ERROR_CODE_KEY: &str = "x-aws-error-code";
 
+/// Set (to `true`) on an AccessDeniedException status when only the VPC
+/// endpoint policy denied: AWS does not record such requests in CloudTrail.
+pub const DENIED_BY_ENDPOINT_POLICY_KEY: &str = "x-kms-denied-by-endpoint-policy";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsError {
     /// AWS exception name, e.g. `NotFoundException`.

@@ -133,7 +133,7 @@ class Stack:
         env.setdefault("NO_COLOR", "1")
         self._log = open(self.log_path, "ab", buffering=0)
         self.proc = subprocess.Popen(
-            [str(binary), "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0"],
+            [str(binary), "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", "--dns-port", "0"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

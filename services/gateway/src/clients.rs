@@ -77,6 +77,11 @@ impl Clients {
         AuditClient::new(self.audit.get())
     }
 
+    /// The registry (the EC2 model: VPCs, subnets, endpoints).
+    pub fn registry(&self) -> RegistryClient<Channel> {
+        RegistryClient::new(self.registry.get())
+    }
+
     /// Which endpoint owns the local address a connection arrived on.
     pub async fn resolve_listener(
         &self,

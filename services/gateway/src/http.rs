@@ -114,6 +114,8 @@ fn query_unsupported(service: &str, request_id: &str) -> Response<Full<Bytes>> {
 enum Protocol<'a> {
     Kms(&'a str),
     CloudTrail(&'a str),
+    /// The EC2 Query API (the VPC model); the action is in the form body.
+    Ec2,
 }
 
 async fn process(
@@ -168,7 +170,8 @@ async fn process(
                 .strip_prefix(CLOUDTRAIL_TARGET_PREFIX)
                 .ok_or_else(|| unknown_target(target))?,
         ),
-        "ec2" | "iam" | "sts" => return Ok(query_unsupported(&service, request_id)),
+        "ec2" => Protocol::Ec2,
+        "iam" | "sts" => return Ok(query_unsupported(&service, request_id)),
         other => {
             return Err(AwsError::new(
                 "UnknownOperationException",
@@ -199,10 +202,16 @@ async fn process(
         region: state.config.region.clone(),
         secure_transport: false,
         time_ms: now_ms(),
+        endpoint_policy: conn
+            .endpoint
+            .as_ref()
+            .map(|e| e.policy_document.clone())
+            .unwrap_or_default(),
     };
     match protocol {
         Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,
         Protocol::CloudTrail(op) => crate::cloudtrail::call(state, ctx, op, &body).await,
+        Protocol::Ec2 => crate::ec2::call(state, ctx, parts.uri.query(), &body).await,
     }
 }
 

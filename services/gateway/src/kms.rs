@@ -5,7 +5,7 @@
 //! attached, and the call is recorded by audit before the answer leaves: when
 //! the record cannot be made durable, the call fails and nothing is returned.
 
-use crate::audit::{self, Outcome};
+use crate::audit;
 use crate::http::json_response;
 use crate::{State, model::Operation};
 use bytes::Bytes;
@@ -89,7 +89,12 @@ pub async fn call(
             )
         })?
     };
-    let outcome = execute(state, &ctx, op_name, op, &request).await;
+    let outcome = match execute(state, &ctx, op_name, op, &request).await {
+        Ok(v) => Ok(v),
+        // AWS does not record a request that only the endpoint policy denied.
+        Err(f) if f.endpoint_policy_denial => return Err(f.error),
+        Err(f) => Err(f.error),
+    };
     // The record is durable before any answer leaves.
     audit::record(state, &ctx, op_name, op, &request, &outcome).await?;
     match outcome {
@@ -104,19 +109,45 @@ pub async fn call(
     }
 }
 
+/// A failed call, and whether only the VPC endpoint policy denied it.
+struct Failure {
+    error: AwsError,
+    endpoint_policy_denial: bool,
+}
+
+impl From<AwsError> for Failure {
+    fn from(error: AwsError) -> Self {
+        Failure {
+            error,
+            endpoint_policy_denial: false,
+        }
+    }
+}
+
+fn backend_failure(s: &tonic::Status) -> Failure {
+    Failure {
+        error: AwsError::from_status(s),
+        endpoint_policy_denial: s
+            .metadata()
+            .get(kms_proto::error::DENIED_BY_ENDPOINT_POLICY_KEY)
+            .is_some_and(|v| v == "true"),
+    }
+}
+
 async fn execute(
     state: &State,
     ctx: &RequestContext,
     op_name: &str,
     op: &Operation,
     request: &Value,
-) -> Outcome {
+) -> Result<Value, Failure> {
     state.kms_model.validate_input(op, request)?;
     if !SUPPORTED.contains(&op_name) {
         return Err(AwsError::new(
             "UnsupportedOperationException",
             format!("{op_name} is not supported by this KMS yet; see the README's status table."),
-        ));
+        )
+        .into());
     }
     if request.get("DryRun").and_then(Value::as_bool) == Some(true) {
         // The key must exist and be usable by the caller; nothing else happens.
@@ -129,12 +160,13 @@ async fn execute(
                     context: Some(ctx.clone()),
                 })
                 .await
-                .map_err(|s| AwsError::from_status(&s))?;
+                .map_err(|s| backend_failure(&s))?;
         }
         return Err(AwsError::new(
             "DryRunOperationException",
             "The request would have succeeded, but the DryRun option is set.",
-        ));
+        )
+        .into());
     }
     dispatch(state, ctx.clone(), op_name, request).await
 }
@@ -157,13 +189,18 @@ macro_rules! ks_call {
             .keystore()
             .$method(req)
             .await
-            .map_err(|s| AwsError::from_status(&s))?
+            .map_err(|s| backend_failure(&s))?
             .into_inner();
-        serde_json::to_value(&resp).map_err(|_| AwsError::internal())
+        serde_json::to_value(&resp).map_err(|_| Failure::from(AwsError::internal()))
     }};
 }
 
-async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: &Value) -> Outcome {
+async fn dispatch(
+    state: &State,
+    ctx: RequestContext,
+    op: &str,
+    v: &Value,
+) -> Result<Value, Failure> {
     use kms_proto::keystore::v1 as ks;
     match op {
         "CreateKey" => ks_call!(state, ctx, v, create_key, ks::CreateKeyRequest),
@@ -220,6 +257,6 @@ async fn dispatch(state: &State, ctx: RequestContext, op: &str, v: &Value) -> Ou
         "ListKeyPolicies" => {
             ks_call!(state, ctx, v, list_key_policies, ks::ListKeyPoliciesRequest)
         }
-        other => Err(unknown_operation(other)),
+        other => Err(unknown_operation(other).into()),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! It owns no state. For each connection it asks the registry which VPC
 //! endpoint, if any, owns the local address the connection arrived on (the
-//! network path decides; no header can claim an endpoint). For each request it
+//! network path decides; no header can claim an endpoint). Besides the public
+//! listener it keeps one listener per VPC endpoint network interface, following
+//! the registry (`listeners`). For each request it
 //! frames SigV4 and lets authz verify it, validates the body against the
 //! botocore model, calls the keystore (KMS) or audit (CloudTrail), records the
 //! call with audit before answering, and renders AWS's responses and errors.
@@ -10,18 +12,21 @@
 pub mod audit;
 pub mod clients;
 pub mod cloudtrail;
+pub mod ec2;
 pub mod http;
 pub mod kms;
+pub mod listeners;
 pub mod model;
+pub mod query;
 pub mod sigv4;
 
 use clients::Clients;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Gateway configuration (flags and `KMS_GATEWAY_*` environment variables).
 #[derive(Debug, Clone, clap::Args)]
@@ -63,6 +68,10 @@ pub struct Config {
     /// HTTP/2 connections kept to each backend service.
     #[arg(long, env = "KMS_GATEWAY_GRPC_CONNECTIONS", default_value_t = 4)]
     pub grpc_connections: usize,
+    /// Bind endpoint interface addresses outside 127.0.0.0/8 (compose, real
+    /// networks). Off: only loopback interface addresses are bound.
+    #[arg(long, env = "KMS_GATEWAY_ALLOW_NON_LOOPBACK_INTERFACES")]
+    pub allow_non_loopback_interfaces: bool,
 }
 
 impl Config {
@@ -76,6 +85,7 @@ impl Config {
             registry_url: registry.into(),
             max_body_bytes: 1 << 20,
             grpc_connections: 4,
+            allow_non_loopback_interfaces: false,
         }
     }
 }
@@ -96,7 +106,12 @@ pub struct State {
     pub cloudtrail_model: model::Model,
 }
 
-/// Serve the AWS APIs on `listener` until `shutdown` resolves, then drain.
+/// How long shutdown waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve the AWS APIs on `listener` (the public endpoint) and on every VPC
+/// endpoint interface address (same port), until `shutdown` resolves; then
+/// drain.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -109,55 +124,42 @@ pub async fn run(
         kms_model: model::kms(),
         cloudtrail_model: model::cloudtrail(),
     });
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let local = match stream.local_addr() {
-            Ok(a) => a,
-            Err(_) => continue,
-        };
-        let state = state.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // Fail closed: a connection whose path cannot be established is not served.
-            let endpoint = match state.clients.resolve_listener(local).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, %local, "registry could not resolve listener; closing");
-                    return;
-                }
-            };
-            let conn = Arc::new(ConnInfo {
-                peer,
-                local,
-                endpoint,
-            });
-            let svc = hyper::service::service_fn(move |req| {
-                http::handle(state.clone(), conn.clone(), req)
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let fut = builder.serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = watcher.watch(fut.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with error");
-            }
-        });
+    let public = listener.local_addr()?;
+    tracing::info!(addr = %public, "gateway listening");
+    let (stop_tx, stop) = watch::channel(false);
+    let (drain_tx, drain) = watch::channel(());
+    let public_task = tokio::spawn(listeners::accept_loop(
+        listener,
+        state.clone(),
+        None,
+        stop.clone(),
+        drain.clone(),
+    ));
+    // A wildcard public listener already receives every local address's
+    // connections (and ResolveListener still tells them apart by their local
+    // address); binding interface addresses on its port would only fail.
+    let endpoints_task = if public.ip().is_unspecified() {
+        tracing::info!("public listener on a wildcard address: no separate endpoint listeners");
+        None
+    } else {
+        Some(tokio::spawn(listeners::follow_interfaces(
+            state,
+            public.port(),
+            stop,
+            drain.clone(),
+        )))
+    };
+    // From here on only the listeners' tasks and their connections hold it.
+    drop(drain);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let _ = public_task.await;
+    if let Some(task) = endpoints_task {
+        let _ = task.await;
     }
-    drop(listener);
     tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+        () = drain_tx.closed() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
             tracing::warn!("gateway shutdown timed out waiting for connections");
         }
     }

@@ -36,7 +36,19 @@ pub struct Config {
     /// Development mode: generate a root key into --root-key-file on first start.
     #[arg(long, env = "KMS_KEYSTORE_DEV")]
     pub dev: bool,
+
+    /// gRPC URL of the authz service, which decides every operation (fail closed:
+    /// while it cannot be reached, every call fails).
+    #[arg(
+        long,
+        env = "KMS_KEYSTORE_AUTHZ_URL",
+        default_value = DEFAULT_AUTHZ_URL
+    )]
+    pub authz_url: String,
 }
+
+/// authz's default standalone address.
+pub const DEFAULT_AUTHZ_URL: &str = "http://127.0.0.1:50052";
 
 impl Config {
     /// Development configuration: the database at `database_url`, the root key in
@@ -47,6 +59,15 @@ impl Config {
             root_key_file: Some(root_key_file.into()),
             root_key: None,
             dev: true,
+            authz_url: DEFAULT_AUTHZ_URL.to_owned(),
+        }
+    }
+
+    /// The same configuration with authz at `url` (e.g. `http://127.0.0.1:50052`).
+    pub fn with_authz_url(self, url: impl Into<String>) -> Self {
+        Self {
+            authz_url: url.into(),
+            ..self
         }
     }
 
@@ -96,6 +117,7 @@ impl fmt::Debug for Config {
             .field("root_key_file", &self.root_key_file)
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
             .field("dev", &self.dev)
+            .field("authz_url", &self.authz_url)
             .finish()
     }
 }
@@ -250,8 +272,12 @@ mod tests {
         .unwrap();
         assert_eq!(cli.config.database_url, "sqlite:///tmp/k.db");
         assert!(cli.config.dev);
+        assert_eq!(cli.config.authz_url, "http://127.0.0.1:50052");
         let debug = format!("{:?}", cli.config);
         assert!(!debug.contains("00112233"));
         assert!(debug.contains("<redacted>"));
+        let cli =
+            Cli::try_parse_from(["kms-keystore", "--authz-url", "http://authz:50052"]).unwrap();
+        assert_eq!(cli.config.authz_url, "http://authz:50052");
     }
 }

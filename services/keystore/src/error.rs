@@ -12,6 +12,10 @@ use crate::store::StoreError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Status metadata set (to `true`) on an AccessDeniedException that only the VPC
+/// endpoint policy caused.
+pub const DENIED_BY_ENDPOINT_POLICY: &str = kms_proto::error::DENIED_BY_ENDPOINT_POLICY_KEY;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -20,6 +24,11 @@ pub enum Error {
     AlreadyExists(String),
     #[error("{0}")]
     AccessDenied(String),
+    /// Denied only by the policy of the VPC endpoint the request came through (AWS
+    /// does not record such requests in CloudTrail; the status says so in
+    /// [`DENIED_BY_ENDPOINT_POLICY`]).
+    #[error("{0}")]
+    AccessDeniedByEndpointPolicy(String),
     /// The key is disabled.
     #[error("{0}")]
     Disabled(String),
@@ -58,6 +67,10 @@ pub enum Error {
     Storage(#[from] StoreError),
     #[error("cryptographic failure")]
     Crypto(#[from] CryptoError),
+    /// The authorization service could not decide (unreachable, timed out, or it
+    /// refused the question): the call fails closed with its AWS error.
+    #[error("authorization failed: {0}")]
+    Authz(AwsError),
 }
 
 impl From<crate::policy::MalformedPolicy> for Error {
@@ -77,7 +90,9 @@ impl From<Error> for AwsError {
         let (code, message) = match e {
             Error::NotFound(m) => ("NotFoundException", m),
             Error::AlreadyExists(m) => ("AlreadyExistsException", m),
-            Error::AccessDenied(m) => ("AccessDeniedException", m),
+            Error::AccessDenied(m) | Error::AccessDeniedByEndpointPolicy(m) => {
+                ("AccessDeniedException", m)
+            }
             Error::Disabled(m) => ("DisabledException", m),
             Error::InvalidState(m) => ("KMSInvalidStateException", m),
             // AWS answers every bad ciphertext with an empty message.
@@ -116,6 +131,10 @@ impl From<Error> for AwsError {
                 tracing::error!(error = %err, "cryptographic failure");
                 return AwsError::internal();
             }
+            Error::Authz(err) => {
+                tracing::warn!(code = %err.code, "authorization could not be decided");
+                return err;
+            }
         };
         AwsError::new(code, message)
     }
@@ -123,7 +142,15 @@ impl From<Error> for AwsError {
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        AwsError::from(e).into()
+        let endpoint_only = matches!(e, Error::AccessDeniedByEndpointPolicy(_));
+        let mut status: tonic::Status = AwsError::from(e).into();
+        if endpoint_only {
+            status.metadata_mut().insert(
+                DENIED_BY_ENDPOINT_POLICY,
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+        }
+        status
     }
 }
 
@@ -151,5 +178,17 @@ mod tests {
         assert_eq!(aws, AwsError::internal());
         let status: tonic::Status = Error::Disabled("x is disabled.".into()).into();
         assert_eq!(AwsError::from_status(&status).code, "DisabledException");
+    }
+
+    #[test]
+    fn endpoint_policy_denials_are_marked() {
+        let status: tonic::Status = Error::AccessDeniedByEndpointPolicy("no".into()).into();
+        assert_eq!(AwsError::from_status(&status).code, "AccessDeniedException");
+        assert_eq!(
+            status.metadata().get(DENIED_BY_ENDPOINT_POLICY).unwrap(),
+            "true"
+        );
+        let status: tonic::Status = Error::AccessDenied("no".into()).into();
+        assert!(status.metadata().get(DENIED_BY_ENDPOINT_POLICY).is_none());
     }
 }

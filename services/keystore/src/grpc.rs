@@ -58,7 +58,7 @@ fn caller(context: Option<RequestContext>) -> Result<Caller, Status> {
         ))
     };
     let context = context.ok_or_else(missing)?;
-    let principal = context.caller.ok_or_else(missing)?;
+    let principal = context.caller.as_ref().ok_or_else(missing)?;
     let region_ok = !context.region.is_empty()
         && context
             .region
@@ -68,9 +68,10 @@ fn caller(context: Option<RequestContext>) -> Result<Caller, Status> {
         return Err(missing());
     }
     Ok(Caller {
-        account_id: principal.account_id,
-        arn: principal.arn,
-        region: context.region,
+        account_id: principal.account_id.clone(),
+        arn: principal.arn.clone(),
+        region: context.region.clone(),
+        context,
     })
 }
 
@@ -160,6 +161,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             multi_region: r.multi_region,
             xks_key_id: r.xks_key_id,
             tags: r.tags.into_iter().map(tag_from_pb).collect(),
+            bypass_policy_lockout_safety_check: r.bypass_policy_lockout_safety_check,
         };
         let record = self
             .detached(move |s| async move { s.create_key(&caller, input).await })
@@ -176,7 +178,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::DescribeKeyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let record = self.service.describe_key(&caller, &r.key_id)?;
+        let record = self.service.describe_key(&caller, &r.key_id).await?;
         Ok(Response::new(pb::DescribeKeyResponse {
             key_metadata: Some(metadata(&record)),
         }))
@@ -289,14 +291,17 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
         let mut plaintext = r.plaintext;
-        let out = self.service.encrypt(
-            &caller,
-            &r.key_id,
-            &plaintext,
-            &r.encryption_context,
-            r.encryption_algorithm.as_deref(),
-            r.dry_run.unwrap_or(false),
-        );
+        let out = self
+            .service
+            .encrypt(
+                &caller,
+                &r.key_id,
+                &plaintext,
+                &r.encryption_context,
+                r.encryption_algorithm.as_deref(),
+                r.dry_run.unwrap_or(false),
+            )
+            .await;
         // The request's plaintext is wiped before the response goes out.
         zeroize::Zeroize::zeroize(&mut plaintext);
         let out = out?;
@@ -314,14 +319,17 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::DecryptResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let out = self.service.decrypt(
-            &caller,
-            &r.ciphertext_blob,
-            &r.encryption_context,
-            r.key_id.as_deref(),
-            r.encryption_algorithm.as_deref(),
-            r.dry_run.unwrap_or(false),
-        )?;
+        let out = self
+            .service
+            .decrypt(
+                &caller,
+                &r.ciphertext_blob,
+                &r.encryption_context,
+                r.key_id.as_deref(),
+                r.encryption_algorithm.as_deref(),
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
         Ok(Response::new(pb::DecryptResponse {
             key_id: out.key_arn,
             plaintext: take_secret(out.plaintext),
@@ -337,19 +345,22 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::ReEncryptResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let out = self.service.re_encrypt(
-            &caller,
-            ReEncryptInput {
-                ciphertext_blob: &r.ciphertext_blob,
-                source_encryption_context: &r.source_encryption_context,
-                source_key_id: r.source_key_id.as_deref(),
-                destination_key_id: &r.destination_key_id,
-                destination_encryption_context: &r.destination_encryption_context,
-                source_encryption_algorithm: r.source_encryption_algorithm.as_deref(),
-                destination_encryption_algorithm: r.destination_encryption_algorithm.as_deref(),
-                dry_run: r.dry_run.unwrap_or(false),
-            },
-        )?;
+        let out = self
+            .service
+            .re_encrypt(
+                &caller,
+                ReEncryptInput {
+                    ciphertext_blob: &r.ciphertext_blob,
+                    source_encryption_context: &r.source_encryption_context,
+                    source_key_id: r.source_key_id.as_deref(),
+                    destination_key_id: &r.destination_key_id,
+                    destination_encryption_context: &r.destination_encryption_context,
+                    source_encryption_algorithm: r.source_encryption_algorithm.as_deref(),
+                    destination_encryption_algorithm: r.destination_encryption_algorithm.as_deref(),
+                    dry_run: r.dry_run.unwrap_or(false),
+                },
+            )
+            .await?;
         Ok(Response::new(pb::ReEncryptResponse {
             ciphertext_blob: out.ciphertext_blob,
             source_key_id: out.source_key_arn,
@@ -368,15 +379,18 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let out = self.service.generate_data_key(
-            &caller,
-            &r.key_id,
-            &r.encryption_context,
-            r.number_of_bytes,
-            r.key_spec.as_deref(),
-            r.dry_run.unwrap_or(false),
-            "GenerateDataKey",
-        )?;
+        let out = self
+            .service
+            .generate_data_key(
+                &caller,
+                &r.key_id,
+                &r.encryption_context,
+                r.number_of_bytes,
+                r.key_spec.as_deref(),
+                r.dry_run.unwrap_or(false),
+                "GenerateDataKey",
+            )
+            .await?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             ciphertext_blob: out.ciphertext_blob,
             plaintext: take_secret(out.plaintext),
@@ -392,15 +406,18 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GenerateDataKeyWithoutPlaintextResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let out = self.service.generate_data_key(
-            &caller,
-            &r.key_id,
-            &r.encryption_context,
-            r.number_of_bytes,
-            r.key_spec.as_deref(),
-            r.dry_run.unwrap_or(false),
-            "GenerateDataKeyWithoutPlaintext",
-        )?;
+        let out = self
+            .service
+            .generate_data_key(
+                &caller,
+                &r.key_id,
+                &r.encryption_context,
+                r.number_of_bytes,
+                r.key_spec.as_deref(),
+                r.dry_run.unwrap_or(false),
+                "GenerateDataKeyWithoutPlaintext",
+            )
+            .await?;
         Ok(Response::new(pb::GenerateDataKeyWithoutPlaintextResponse {
             ciphertext_blob: out.ciphertext_blob,
             key_id: out.key_arn,
@@ -414,11 +431,12 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         request: Request<pb::GenerateRandomRequest>,
     ) -> Result<Response<pb::GenerateRandomResponse>, Status> {
         let r = request.into_inner();
-        // Not tied to a key, but only callers the gateway vouched for.
-        caller(r.context)?;
+        // Not tied to a key: identity policies decide.
+        let caller = caller(r.context)?;
         let bytes = self
             .service
-            .generate_random(r.number_of_bytes, r.custom_key_store_id.as_deref())?;
+            .generate_random(&caller, r.number_of_bytes, r.custom_key_store_id.as_deref())
+            .await?;
         Ok(Response::new(pb::GenerateRandomResponse {
             plaintext: take_secret(bytes),
         }))
@@ -540,7 +558,8 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         let caller = caller(r.context)?;
         let policy = self
             .service
-            .get_key_policy(&caller, &r.key_id, r.policy_name.as_deref())?;
+            .get_key_policy(&caller, &r.key_id, r.policy_name.as_deref())
+            .await?;
         Ok(Response::new(pb::GetKeyPolicyResponse {
             policy,
             policy_name: DEFAULT_POLICY_NAME.to_owned(),
@@ -555,8 +574,14 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
         self.detached(move |s| async move {
-            s.put_key_policy(&caller, &r.key_id, r.policy_name.as_deref(), r.policy)
-                .await
+            s.put_key_policy(
+                &caller,
+                &r.key_id,
+                r.policy_name.as_deref(),
+                r.policy,
+                r.bypass_policy_lockout_safety_check,
+            )
+            .await
         })
         .await?;
         Ok(Response::new(pb::Empty {}))
@@ -569,9 +594,10 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::ListKeyPoliciesResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
-        let page =
-            self.service
-                .list_key_policies(&caller, &r.key_id, r.limit, r.marker.as_deref())?;
+        let page = self
+            .service
+            .list_key_policies(&caller, &r.key_id, r.limit, r.marker.as_deref())
+            .await?;
         let (policy_names, next_marker, truncated) = page_parts(page, |n| n);
         Ok(Response::new(pb::ListKeyPoliciesResponse {
             policy_names,

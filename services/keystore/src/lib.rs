@@ -10,9 +10,12 @@
 //! - `crypto` (aws-lc-rs) does AES-256-GCM and wraps key material under the root key;
 //!   `blob` is the ciphertext format (docs/CIPHERTEXT.md).
 //! - `policy` checks the structure of key policy documents before they are stored.
-//! - The gateway authenticates callers and puts the caller's account and the region in
-//!   every request's `context`; identifiers are resolved in that account and region.
+//! - The gateway authenticates callers and puts the caller, the region and the network
+//!   path in every request's `context`; identifiers are resolved in that account and
+//!   region (or in the account a key ARN names), and `authz` asks the authz service's
+//!   `Authorize` whether the caller may act on the key, before anything happens.
 
+mod authz;
 mod blob;
 mod config;
 mod crypto;
@@ -33,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{Config, RootKeyError};
+pub use error::DENIED_BY_ENDPOINT_POLICY;
 
 use crate::grpc::KeyStoreGrpc;
 use crate::service::KeyService;
@@ -50,10 +54,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let root = config.root_key().context("cannot obtain the root key")?;
+    let authorizer = authz::GrpcAuthorizer::new(&config.authz_url)
+        .with_context(|| format!("invalid authz URL {}", config.authz_url))?;
     let store = SqliteStore::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    let service = match KeyService::load(store.clone(), root).await {
+    let service = match KeyService::load(store.clone(), root, Arc::new(authorizer)).await {
         Ok(service) => Arc::new(service),
         Err(e) => {
             store.close().await;

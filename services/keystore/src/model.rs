@@ -20,6 +20,8 @@ pub struct Caller {
     pub arn: String,
     /// Region of the endpoint the call arrived on.
     pub region: String,
+    /// The request context as the gateway sent it: authz decides on it.
+    pub context: kms_proto::common::v1::RequestContext,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
-//! The key store against its gRPC contract: each test starts the service alone on a
+//! The key store against its gRPC contract: each test starts the service on a
 //! pre-bound 127.0.0.1 port with a fresh SQLite database and development root key in
-//! a temporary directory, and talks to it with the typed client, acting as the gateway
-//! (it sets each request's `context`).
+//! a temporary directory, next to the authz service it asks for every decision (on its
+//! own pre-bound port and database), and talks to it with the typed client, acting as
+//! the gateway (it sets each request's `context`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +28,9 @@ struct App {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<anyhow::Result<()>>,
-    // Dropped last: the database and root key live here.
+    authz_stop: Option<oneshot::Sender<()>>,
+    authz: Option<JoinHandle<anyhow::Result<()>>>,
+    // Dropped last: the databases and root key live here.
     dir: TempDir,
 }
 
@@ -46,11 +49,27 @@ async fn spawn_in(dir: TempDir) -> App {
     spawn_with(dir, dev_config).await
 }
 
+/// Starts authz (its database in `dir`, the two example accounts bootstrapped) and
+/// the key store configured by `config` and pointed at that authz. Both listeners
+/// are bound before either service starts.
 async fn spawn_with(dir: TempDir, config: impl FnOnce(&Path) -> Config) -> App {
+    let authz_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authz_addr = authz_listener.local_addr().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+
+    let (authz_stop, authz_stopped) = oneshot::channel::<()>();
+    let authz_config = kms_authz::Config::new(format!(
+        "sqlite://{}",
+        dir.path().join("authz.db").display()
+    ));
+    let authz = tokio::spawn(kms_authz::run(authz_listener, authz_config, async {
+        let _ = authz_stopped.await;
+    }));
+
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(kms_keystore::run(listener, config(dir.path()), async {
+    let config = config(dir.path()).with_authz_url(format!("http://{authz_addr}"));
+    let server = tokio::spawn(kms_keystore::run(listener, config, async {
         let _ = stopped.await;
     }));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -63,6 +82,8 @@ async fn spawn_with(dir: TempDir, config: impl FnOnce(&Path) -> Config) -> App {
         addr,
         stop: Some(stop),
         server,
+        authz_stop: Some(authz_stop),
+        authz: Some(authz),
         dir,
     }
 }
@@ -72,11 +93,27 @@ impl App {
         self.client.clone()
     }
 
-    /// Stops the server (draining calls) and hands back its directory.
+    /// Stops the key store (draining calls), then authz, and hands back the directory.
     async fn stop(mut self) -> TempDir {
         let _ = self.stop.take().unwrap().send(());
         self.server.await.unwrap().unwrap();
+        if let Some(stop) = self.authz_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(authz) = self.authz.take() {
+            authz.await.unwrap().unwrap();
+        }
         self.dir
+    }
+
+    /// Stops authz alone: the key store stays up without anyone to decide.
+    async fn stop_authz(&mut self) {
+        if let Some(stop) = self.authz_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(authz) = self.authz.take() {
+            authz.await.unwrap().unwrap();
+        }
     }
 
     async fn create_key(&self) -> pb::KeyMetadata {
@@ -243,12 +280,13 @@ enum KeyOp {
 fn ctx(account: &str) -> Option<RequestContext> {
     Some(RequestContext {
         request_id: "test-request".into(),
+        // The account's root user: it needs no identity policy, so the key policy
+        // alone decides (IAM users and roles come with the identity issue).
         caller: Some(Caller {
             account_id: account.into(),
-            arn: format!("arn:aws:iam::{account}:user/alice"),
-            principal_id: "AIDAEXAMPLE".into(),
-            principal_type: "IAMUser".into(),
-            user_name: "alice".into(),
+            arn: format!("arn:aws:iam::{account}:root"),
+            principal_id: account.into(),
+            principal_type: "Root".into(),
             ..Default::default()
         }),
         region: REGION.into(),
@@ -474,7 +512,7 @@ async fn create_key_rejects_what_is_not_supported_yet() {
         "ValidationException",
     );
     // Explicit defaults are fine, and a given policy is kept verbatim.
-    let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    let policy = r#"{ "Version":"2012-10-17",  "Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"}]}"#;
     let key = create(pb::CreateKeyRequest {
         key_spec: Some("SYMMETRIC_DEFAULT".into()),
         key_usage: Some("ENCRYPT_DECRYPT".into()),
@@ -835,63 +873,454 @@ async fn disabled_and_pending_deletion_keys_refuse_crypto() {
     app.stop().await;
 }
 
+/// PutKeyPolicy as `account`.
+async fn put_policy(
+    app: &App,
+    account: &str,
+    key_id: &str,
+    policy: &str,
+    bypass: bool,
+) -> Result<(), AwsError> {
+    app.c()
+        .put_key_policy(pb::PutKeyPolicyRequest {
+            key_id: key_id.into(),
+            policy: policy.into(),
+            bypass_policy_lockout_safety_check: bypass,
+            context: ctx(account),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .map(drop)
+}
+
+/// A key policy: the owner's root may do everything, plus `extra` statements.
+fn policy_with(extra: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Owner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}{extra}]}}"#
+    )
+}
+
 #[tokio::test]
-async fn keys_of_other_accounts_are_denied() {
+async fn cross_account_use_is_decided_by_the_key_policy() {
     let app = spawn_app().await;
-    let theirs = app.create_key_as(OTHER_ACCOUNT).await;
+    let mine = app.create_key().await;
+    app.alias(true, "alias/mine", &mine.key_id).await.unwrap();
     let blob = app
-        .encrypt(OTHER_ACCOUNT, &theirs.key_id, b"theirs", &[])
+        .encrypt(ACCOUNT, &mine.key_id, b"mine", &[])
         .await
         .unwrap()
         .ciphertext_blob;
+    let alias_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT}:alias/mine");
 
+    // The default key policy names only the owner's account: authz denies, with
+    // AWS's message.
     let msg = expect_err(
-        app.encrypt(ACCOUNT, &theirs.arn, b"x", &[]).await,
+        app.encrypt(OTHER_ACCOUNT, &mine.arn, b"x", &[]).await,
         "AccessDeniedException",
     );
     assert_eq!(
         msg,
         format!(
-            "User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: kms:Encrypt on resource: {} because no resource-based policy allows the kms:Encrypt action",
-            theirs.arn
+            "User: arn:aws:iam::{OTHER_ACCOUNT}:root is not authorized to perform: kms:Encrypt on resource: {} because no resource-based policy allows the kms:Encrypt action",
+            mine.arn
         )
     );
-    // A bare id names a key in the caller's own account: there is none.
-    expect_err(
-        app.encrypt(ACCOUNT, &theirs.key_id, b"x", &[]).await,
-        "NotFoundException",
-    );
     let msg = expect_err(
-        app.decrypt(ACCOUNT, &blob, &[], None).await,
+        app.decrypt(OTHER_ACCOUNT, &blob, &[], None).await,
         "AccessDeniedException",
     );
     assert!(
-        msg.contains("kms:Decrypt") && msg.contains(&theirs.arn),
+        msg.contains("kms:Decrypt") && msg.contains(&mine.arn),
         "{msg}"
     );
-    expect_err(app.describe(&theirs.arn).await, "AccessDeniedException");
-    let other_alias = format!("arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:alias/theirs");
     expect_err(
-        app.encrypt(ACCOUNT, &other_alias, b"x", &[]).await,
+        app.encrypt(OTHER_ACCOUNT, &alias_arn, b"x", &[]).await,
         "AccessDeniedException",
     );
-    // Their own account still works, and ListKeys shows only one's own keys.
-    assert!(app.decrypt(OTHER_ACCOUNT, &blob, &[], None).await.is_ok());
-    let mine = app
+    // A bare id or alias name names a key in the caller's own account: there is none.
+    expect_err(
+        app.encrypt(OTHER_ACCOUNT, &mine.key_id, b"x", &[]).await,
+        "NotFoundException",
+    );
+    expect_err(
+        app.encrypt(OTHER_ACCOUNT, "alias/mine", b"x", &[]).await,
+        "NotFoundException",
+    );
+
+    // The owner grants the other account Encrypt and Decrypt (and, uselessly,
+    // DisableKey: it does not work across accounts).
+    let grant = format!(
+        r#",{{"Sid":"Partner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER_ACCOUNT}:root"}},"Action":["kms:Encrypt","kms:Decrypt","kms:DisableKey"],"Resource":"*"}}"#
+    );
+    put_policy(&app, ACCOUNT, &mine.key_id, &policy_with(&grant), false)
+        .await
+        .unwrap();
+    let theirs = app
+        .encrypt(OTHER_ACCOUNT, &mine.arn, b"shared", &[("k", "v")])
+        .await
+        .unwrap();
+    assert_eq!(theirs.key_id, mine.arn);
+    let plain = app
+        .decrypt(OTHER_ACCOUNT, &theirs.ciphertext_blob, &[("k", "v")], None)
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext, b"shared");
+    assert_eq!(
+        app.decrypt(OTHER_ACCOUNT, &blob, &[], None)
+            .await
+            .unwrap()
+            .plaintext,
+        b"mine"
+    );
+    app.encrypt(OTHER_ACCOUNT, &alias_arn, b"x", &[])
+        .await
+        .unwrap();
+    // Not granted: DescribeKey.
+    let denied = app
+        .c()
+        .describe_key(pb::DescribeKeyRequest {
+            key_id: mine.arn.clone(),
+            context: ctx(OTHER_ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(denied, "AccessDeniedException");
+    // Granted, but not an operation that works across accounts.
+    let disable = app
+        .c()
+        .disable_key(pb::KeyIdRequest {
+            key_id: mine.arn.clone(),
+            context: ctx(OTHER_ACCOUNT),
+        })
+        .await
+        .aws();
+    let msg = expect_err(disable, "AccessDeniedException");
+    assert!(msg.contains("kms:DisableKey"), "{msg}");
+    assert_eq!(
+        app.describe(&mine.key_id).await.unwrap().key_state,
+        "Enabled"
+    );
+    // Nor can it point its aliases at the key or change the policy.
+    let alias = app
+        .c()
+        .create_alias(pb::AliasRequest {
+            alias_name: "alias/borrowed".into(),
+            target_key_id: mine.arn.clone(),
+            context: ctx(OTHER_ACCOUNT),
+        })
+        .await
+        .aws();
+    expect_err(alias, "AccessDeniedException");
+    expect_err(
+        put_policy(&app, OTHER_ACCOUNT, &mine.arn, &policy_with(""), true).await,
+        "AccessDeniedException",
+    );
+
+    // ListKeys shows only one's own keys; ResolveKey (internal) resolves across accounts.
+    let listed = app
         .c()
         .list_keys(pb::ListKeysRequest {
-            context: ctx(ACCOUNT),
+            context: ctx(OTHER_ACCOUNT),
             ..Default::default()
         })
         .await
         .aws()
         .unwrap();
-    assert!(mine.keys.is_empty());
+    assert!(listed.keys.is_empty());
+    let resolved = app.resolve(OTHER_ACCOUNT, &mine.arn).await.unwrap();
+    assert_eq!(resolved.account_id, ACCOUNT);
+    assert_eq!(resolved.key_id, mine.key_id);
+    app.stop().await;
+}
 
-    // ResolveKey (for authz) resolves across accounts.
-    let resolved = app.resolve(ACCOUNT, &theirs.arn).await.unwrap();
-    assert_eq!(resolved.account_id, OTHER_ACCOUNT);
-    assert_eq!(resolved.key_id, theirs.key_id);
+#[tokio::test]
+async fn an_explicit_deny_wins() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"before", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    let deny = format!(
+        r#",{{"Sid":"NoEncrypt","Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:Encrypt","Resource":"*"}}"#
+    );
+    put_policy(&app, ACCOUNT, &key.key_id, &policy_with(&deny), false)
+        .await
+        .unwrap();
+    let msg = expect_err(
+        app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await,
+        "AccessDeniedException",
+    );
+    assert_eq!(
+        msg,
+        format!(
+            "User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: kms:Encrypt on resource: {} with an explicit deny in a resource-based policy",
+            key.arn
+        )
+    );
+    // Only Encrypt is denied.
+    assert_eq!(
+        app.decrypt(ACCOUNT, &blob, &[], None)
+            .await
+            .unwrap()
+            .plaintext,
+        b"before"
+    );
+    // GenerateDataKey is another action; ReEncrypt to the key needs kms:ReEncryptTo.
+    app.c()
+        .generate_data_key(pb::GenerateDataKeyRequest {
+            key_id: key.key_id.clone(),
+            key_spec: Some("AES_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let deny_to = r#",{"Effect":"Deny","Principal":"*","Action":"kms:ReEncryptTo","Resource":"*"}"#;
+    let other = app.create_key().await;
+    put_policy(&app, ACCOUNT, &other.key_id, &policy_with(deny_to), false)
+        .await
+        .unwrap();
+    let re = app
+        .c()
+        .re_encrypt(pb::ReEncryptRequest {
+            ciphertext_blob: blob.clone(),
+            destination_key_id: other.key_id.clone(),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    let msg = expect_err(re, "AccessDeniedException");
+    assert!(
+        msg.contains("kms:ReEncryptTo") && msg.contains(&other.arn),
+        "{msg}"
+    );
+    // The other way round, ReEncryptFrom on `other` and ReEncryptTo on `key` are allowed.
+    let from_other = app
+        .encrypt(ACCOUNT, &other.key_id, b"moved", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    app.c()
+        .re_encrypt(pb::ReEncryptRequest {
+            ciphertext_blob: from_other,
+            destination_key_id: key.key_id.clone(),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn key_policy_conditions_see_the_request() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    app.alias(true, "alias/conditional", &key.key_id)
+        .await
+        .unwrap();
+    // Encrypt only with the right purpose, and only through the alias.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"NotAction":"kms:Encrypt","Resource":"*"}},
+            {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:Encrypt","Resource":"*",
+              "Condition":{{"StringEquals":{{"kms:EncryptionContext:purpose":"test","kms:RequestAlias":"alias/conditional","kms:EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}},
+                           "ForAnyValue:StringEquals":{{"kms:ResourceAliases":"alias/conditional"}}}}}}
+        ]}}"#
+    );
+    put_policy(&app, ACCOUNT, &key.key_id, &policy, false)
+        .await
+        .unwrap();
+    app.encrypt(ACCOUNT, "alias/conditional", b"x", &[("purpose", "test")])
+        .await
+        .unwrap();
+    for (id, context) in [
+        ("alias/conditional", &[("purpose", "other")][..]),
+        ("alias/conditional", &[][..]),
+        (key.key_id.as_str(), &[("purpose", "test")][..]),
+    ] {
+        let msg = expect_err(
+            app.encrypt(ACCOUNT, id, b"x", context).await,
+            "AccessDeniedException",
+        );
+        assert!(
+            msg.contains("because no resource-based policy allows"),
+            "{msg}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_policy_lockout_safety_check() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let encrypt_only = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:Encrypt","Resource":"*"}}]}}"#
+    );
+    let msg = expect_err(
+        put_policy(&app, ACCOUNT, &key.key_id, &encrypt_only, false).await,
+        "MalformedPolicyDocumentException",
+    );
+    assert_eq!(
+        msg,
+        "The new key policy will not allow you to update the key policy in the future."
+    );
+    assert_eq!(app.resolve(ACCOUNT, &key.key_id).await.unwrap().version, 1);
+    let create = |bypass: bool| {
+        let mut c = app.c();
+        let req = pb::CreateKeyRequest {
+            policy: Some(encrypt_only.clone()),
+            bypass_policy_lockout_safety_check: bypass,
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.create_key(req).await.aws() }
+    };
+    let msg = expect_err(create(false).await, "MalformedPolicyDocumentException");
+    assert!(
+        msg.contains("will not allow you to update the key policy"),
+        "{msg}"
+    );
+    // Bypassed, the policy is taken and does what it says: the owner is locked out.
+    let locked = create(true).await.unwrap().key_metadata.unwrap();
+    app.encrypt(ACCOUNT, &locked.key_id, b"x", &[])
+        .await
+        .unwrap();
+    expect_err(
+        put_policy(&app, ACCOUNT, &locked.key_id, &policy_with(""), true).await,
+        "AccessDeniedException",
+    );
+    put_policy(&app, ACCOUNT, &key.key_id, &encrypt_only, true)
+        .await
+        .unwrap();
+    expect_err(app.describe(&key.key_id).await, "AccessDeniedException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_endpoint_policy_gates_requests_through_an_endpoint() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"x", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    // Through an endpoint whose policy allows only Decrypt.
+    let through = || {
+        let mut c = ctx(ACCOUNT).unwrap();
+        c.vpce_id = "vpce-1234abcdf5678c90a".into();
+        c.vpc_id = "vpc-12345678".into();
+        c.endpoint_policy = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}]}"#.into();
+        Some(c)
+    };
+    let status = app
+        .c()
+        .encrypt(pb::EncryptRequest {
+            key_id: key.key_id.clone(),
+            plaintext: b"x".to_vec(),
+            context: through(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let e = AwsError::from_status(&status);
+    assert_eq!(e.code, "AccessDeniedException");
+    assert_eq!(
+        e.message,
+        format!(
+            "User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: kms:Encrypt on resource: {} because no VPC endpoint policy allows the kms:Encrypt action",
+            key.arn
+        )
+    );
+    assert_eq!(
+        status
+            .metadata()
+            .get(kms_keystore::DENIED_BY_ENDPOINT_POLICY)
+            .unwrap(),
+        "true"
+    );
+    app.c()
+        .decrypt(pb::DecryptRequest {
+            ciphertext_blob: blob,
+            context: through(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A key policy deny is not the endpoint's doing.
+    let status = app
+        .c()
+        .encrypt(pb::EncryptRequest {
+            key_id: key.arn.clone(),
+            plaintext: b"x".to_vec(),
+            context: ctx(OTHER_ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status
+            .metadata()
+            .get(kms_keystore::DENIED_BY_ENDPOINT_POLICY)
+            .is_none()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_authz_every_call_fails_closed() {
+    let mut app = spawn_app().await;
+    let key = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &key.key_id, b"x", &[])
+        .await
+        .unwrap()
+        .ciphertext_blob;
+    app.stop_authz().await;
+
+    let fails = |e: AwsError| {
+        assert!(
+            e.code == "DependencyTimeoutException" || e.code == "KMSInternalException",
+            "{e}"
+        );
+    };
+    fails(
+        app.encrypt(ACCOUNT, &key.key_id, b"x", &[])
+            .await
+            .unwrap_err(),
+    );
+    fails(app.decrypt(ACCOUNT, &blob, &[], None).await.unwrap_err());
+    fails(app.describe(&key.key_id).await.unwrap_err());
+    fails(app.key_op(KeyOp::Disable, &key.key_id).await.unwrap_err());
+    fails(
+        app.alias(true, "alias/never", &key.key_id)
+            .await
+            .unwrap_err(),
+    );
+    let create = app
+        .c()
+        .create_key(pb::CreateKeyRequest {
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    fails(create.unwrap_err());
+    // Nothing happened (ResolveKey is internal and asks no one).
+    let after = app.resolve(ACCOUNT, &key.key_id).await.unwrap();
+    assert_eq!(after.key_state, "Enabled");
+    assert_eq!(after.version, 1);
+    expect_err(
+        app.resolve(ACCOUNT, "alias/never").await,
+        "NotFoundException",
+    );
     app.stop().await;
 }
 
@@ -1592,12 +2021,26 @@ async fn malformed_key_policies_are_refused() {
         "x".repeat(32_768)
     );
     expect_err(put(huge).await, "LimitExceededException");
-    // A statement without Action or Resource is accepted (and has no effect), as in KMS.
-    put(format!(
+    // A statement without Action is refused by authz's policy engine, which has to
+    // evaluate every stored policy (even when the lockout check is bypassed).
+    let inert = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{root},"Action":"kms:*","Resource":"*"}},{{"Sid":"Inert","Effect":"Deny","Principal":"*"}}]}}"#
-    ))
-    .await
-    .unwrap();
+    );
+    let got = expect_err(put(inert.clone()).await, "MalformedPolicyDocumentException");
+    assert!(got.contains("Action"), "{got}");
+    let bypassed = app
+        .c()
+        .put_key_policy(pb::PutKeyPolicyRequest {
+            key_id: key.key_id.clone(),
+            policy: inert,
+            bypass_policy_lockout_safety_check: true,
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws();
+    expect_err(bypassed, "MalformedPolicyDocumentException");
+    assert_eq!(app.resolve(ACCOUNT, &key.key_id).await.unwrap().version, 1);
     app.stop().await;
 }
 

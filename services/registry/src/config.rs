@@ -11,13 +11,25 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// UDP/TCP port of the authoritative DNS server (not served yet).
+    /// UDP/TCP port of the authoritative DNS server (every resolver uses it).
     #[arg(
         long = "dns-port",
         env = "KMS_REGISTRY_DNS_PORT",
         default_value_t = 5353
     )]
     pub dns_port: u16,
+
+    /// The public endpoint's IP: the public resolver listens on it, and
+    /// `kms.<region>.amazonaws.com` answers it outside private DNS. Unset: no DNS server.
+    #[arg(long = "dns-public-ip", env = "KMS_REGISTRY_DNS_PUBLIC_IP")]
+    pub dns_public_ip: Option<std::net::IpAddr>,
+
+    /// Bind VPC resolvers outside 127.0.0.0/8 (compose, real networks).
+    #[arg(
+        long = "dns-allow-non-loopback",
+        env = "KMS_REGISTRY_DNS_ALLOW_NON_LOOPBACK"
+    )]
+    pub dns_allow_non_loopback: bool,
 
     /// The region this registry models: it names the KMS endpoint service
     /// (`com.amazonaws.<region>.kms`) and the availability zones (`<region>a`..).
@@ -35,6 +47,8 @@ impl Config {
         Self {
             database_url: database_url.into(),
             dns_port: 5353,
+            dns_public_ip: None,
+            dns_allow_non_loopback: false,
             region: "us-east-1".to_owned(),
         }
     }

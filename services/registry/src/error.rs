@@ -47,6 +47,25 @@ pub enum RegistryError {
     SubnetFull(String),
     #[error("the endpoint policy is not a JSON document")]
     InvalidPolicyDocument,
+    /// A describe filter name the resource does not have.
+    #[error("The filter '{0}' is invalid")]
+    InvalidFilter(String),
+    /// Parameters EC2 refuses to see together.
+    #[error("{0}")]
+    InvalidParameterCombination(String),
+    /// A VPC or subnet still has resources in it (the message is EC2's).
+    #[error("{0}")]
+    DependencyViolation(String),
+    #[error("Invalid id: \"{0}\" (expecting \"vpce-...\")")]
+    VpcEndpointIdMalformed(String),
+    #[error("The Vpc Endpoint Id '{0}' does not exist")]
+    VpcEndpointNotFound(String),
+    #[error("Invalid id: \"{0}\" (expecting \"eni-...\")")]
+    NetworkInterfaceIdMalformed(String),
+    #[error("The networkInterface ID '{0}' does not exist")]
+    NetworkInterfaceNotFound(String),
+    #[error("Invalid id: \"{0}\" (expecting \"sg-...\")")]
+    SecurityGroupIdMalformed(String),
     /// The database failed; details are logged, never returned.
     #[error("registry store failed")]
     Store(#[from] sqlx::Error),
@@ -82,6 +101,14 @@ impl RegistryError {
             Self::AddressInUse(_) => "InvalidIPAddress.InUse",
             Self::SubnetFull(_) => "InsufficientFreeAddressesInSubnet",
             Self::InvalidPolicyDocument => "MalformedPolicyDocument",
+            Self::InvalidFilter(_) => "InvalidParameterValue",
+            Self::InvalidParameterCombination(_) => "InvalidParameterCombination",
+            Self::DependencyViolation(_) => "DependencyViolation",
+            Self::VpcEndpointIdMalformed(_) => "InvalidVpcEndpointId.Malformed",
+            Self::VpcEndpointNotFound(_) => "InvalidVpcEndpointId.NotFound",
+            Self::NetworkInterfaceIdMalformed(_) => "InvalidNetworkInterfaceID.Malformed",
+            Self::NetworkInterfaceNotFound(_) => "InvalidNetworkInterfaceID.NotFound",
+            Self::SecurityGroupIdMalformed(_) => "InvalidGroupId.Malformed",
             Self::Store(_) => "InternalError",
         }
     }

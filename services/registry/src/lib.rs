@@ -4,12 +4,14 @@
 //! The gateway asks it, once per accepted connection, which endpoint owns the
 //! local address the connection arrived on (`ResolveListener`, answered from
 //! memory), and follows `WatchInterfaces` to bind one listener per endpoint
-//! network interface. The EC2 Query API (CreateVpcEndpoint...) and the
-//! authoritative DNS server come later; `Config::dns_port` is reserved for it.
+//! network interface. It also serves the authoritative DNS of the endpoints
+//! (`dns`), when `Config::dns_public_ip` is set.
 
 mod cidr;
 mod config;
+pub mod dns;
 mod error;
+mod filter;
 mod grpc;
 mod model;
 mod registry;
@@ -25,9 +27,14 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use cidr::Ipv4Cidr;
 pub use config::Config;
 pub use error::RegistryError;
+pub use filter::Filter;
 pub use grpc::RegistryService;
 pub use model::{
     DEFAULT_ENDPOINT_POLICY, Endpoint, EndpointSubnet, NetworkInterface, NewEndpoint, Subnet, Vpc,
+};
+pub use registry::ec2::{
+    DnsEntry, EndpointChanges, EndpointService, InterfaceView, Unsuccessful, VpcEndpointView,
+    availability_zone_id,
 };
 pub use registry::{InterfaceTable, Listener, Registry};
 pub use store::{SqliteStore, Store};
@@ -40,7 +47,35 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let registry = Registry::open(&config).await?;
-    let result = serve(listener, registry.clone(), shutdown).await;
+    let (stop_tx, stop) = watch::channel(false);
+    let dns = match config.dns_public_ip {
+        Some(ip) => {
+            let (udp, tcp) = dns::bind_public(ip, config.dns_port).await?;
+            let mut stop = stop.clone();
+            Some(tokio::spawn(dns::serve(
+                registry.clone(),
+                udp,
+                tcp,
+                config.dns_allow_non_loopback,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let result = serve(listener, registry.clone(), async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(dns) = dns {
+        match dns.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "dns server failed"),
+            Err(e) => tracing::warn!(error = %e, "dns server panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     registry.store().close().await;
     result
 }

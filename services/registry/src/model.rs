@@ -20,6 +20,9 @@ pub struct Subnet {
     pub cidr_block: String,
     pub availability_zone: String,
     pub owner_account_id: String,
+    /// Assignable addresses not used by an interface (filled by the registry).
+    #[sqlx(skip)]
+    pub available_ip_address_count: u32,
 }
 
 /// An interface VPC endpoint for the KMS service (`vpce-` + 17 hex digits).
@@ -35,6 +38,49 @@ pub struct Endpoint {
     pub state: String,
     /// Creation time, unix milliseconds.
     pub created: i64,
+    /// The random label part of the endpoint's DNS names
+    /// (`vpce-<id>-<suffix>.kms.<region>.vpce.amazonaws.com`), 8 lowercase hex digits.
+    pub dns_suffix: String,
+}
+
+/// The DNS zone of endpoint-specific names of a service: `kms.<region>.vpce.amazonaws.com`.
+pub fn vpce_zone(service_name: &str, region: &str) -> String {
+    format!(
+        "{}.{region}.vpce.amazonaws.com",
+        service_label(service_name)
+    )
+}
+
+/// `kms` of `com.amazonaws.us-east-1.kms`, `kms-fips` of `...kms-fips`.
+pub fn service_label(service_name: &str) -> &str {
+    service_name.rsplit('.').next().unwrap_or(service_name)
+}
+
+/// The public (and private DNS) name of a service: `kms.<region>.amazonaws.com`.
+pub fn service_dns_name(service_name: &str, region: &str) -> String {
+    format!("{}.{region}.amazonaws.com", service_label(service_name))
+}
+
+impl Endpoint {
+    /// `vpce-<id>-<suffix>.kms.<region>.vpce.amazonaws.com`: resolves to every interface.
+    pub fn dns_name(&self, region: &str) -> String {
+        format!(
+            "{}-{}.{}",
+            self.vpce_id,
+            self.dns_suffix,
+            vpce_zone(&self.service_name, region)
+        )
+    }
+
+    /// `vpce-<id>-<suffix>-<az>.kms.<region>.vpce.amazonaws.com`: the interface in one zone.
+    pub fn zonal_dns_name(&self, region: &str, availability_zone: &str) -> String {
+        format!(
+            "{}-{}-{availability_zone}.{}",
+            self.vpce_id,
+            self.dns_suffix,
+            vpce_zone(&self.service_name, region)
+        )
+    }
 }
 
 /// A requester-managed network interface of an endpoint (`eni-` + 17 hex digits):

@@ -20,6 +20,8 @@ use crate::model::{
 };
 use crate::store::{SqliteStore, Store};
 
+pub(crate) mod ec2;
+
 /// Smallest and largest prefix EC2 allows for VPC and subnet blocks.
 const MIN_PREFIX: u8 = 16;
 const MAX_PREFIX: u8 = 28;
@@ -124,6 +126,9 @@ struct Inner<S> {
     /// Serializes writes: validation reads, the store write and the table update.
     writes: Mutex<()>,
     table: watch::Sender<Arc<InterfaceTable>>,
+    /// Bumped after every committed write (VPCs, subnets, endpoints): the DNS
+    /// server rebuilds its zones when it changes.
+    revision: watch::Sender<u64>,
 }
 
 fn now_ms() -> i64 {
@@ -136,6 +141,11 @@ fn now_ms() -> i64 {
 fn new_id(prefix: &str) -> String {
     let hex = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}-{}", &hex[..17])
+}
+
+/// The random label of an endpoint's DNS names: 8 lowercase hex digits.
+fn new_dns_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
 /// Whether `id` looks like an EC2 id of this kind (8 or 17 hex digits).
@@ -188,6 +198,7 @@ impl<S: Store> Registry<S> {
                 region: region.into(),
                 writes: Mutex::new(()),
                 table,
+                revision: watch::channel(0).0,
             }),
         })
     }
@@ -217,6 +228,43 @@ impl<S: Store> Registry<S> {
         self.inner.table.subscribe()
     }
 
+    /// Follow every committed write: the value increases after each one.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.inner.revision.subscribe()
+    }
+
+    fn changed(&self) {
+        self.inner.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Every VPC of every account (the DNS server's view).
+    pub async fn all_vpcs(&self) -> Result<Vec<Vpc>, RegistryError> {
+        Ok(self.inner.store.list_all_vpcs().await?)
+    }
+
+    /// Every subnet of every account (the DNS server's view).
+    pub async fn all_subnets(&self) -> Result<Vec<Subnet>, RegistryError> {
+        Ok(self.inner.store.list_all_subnets().await?)
+    }
+
+    /// Every endpoint of every account.
+    pub async fn all_endpoints(&self) -> Result<Vec<Endpoint>, RegistryError> {
+        Ok(self.inner.store.list_endpoints().await?)
+    }
+
+    /// Delete an endpoint and its interfaces (what DeleteVpcEndpoints will
+    /// call); watchers get a snapshot without them. False if it did not exist.
+    #[tracing::instrument(skip_all, fields(vpce_id = %vpce_id))]
+    pub async fn delete_endpoint(&self, vpce_id: &str) -> Result<bool, RegistryError> {
+        let _w = self.inner.writes.lock().await;
+        let deleted = self.inner.store.delete_endpoint(vpce_id).await?;
+        if deleted {
+            self.reload_table().await?;
+            tracing::info!("vpc endpoint deleted");
+        }
+        Ok(deleted)
+    }
+
     /// CreateVpc.
     #[tracing::instrument(skip_all, fields(owner = %owner_account_id))]
     pub async fn create_vpc(
@@ -239,6 +287,7 @@ impl<S: Store> Registry<S> {
         };
         let _w = self.inner.writes.lock().await;
         self.inner.store.insert_vpc(&vpc).await?;
+        self.changed();
         tracing::info!(vpc_id = %vpc.vpc_id, cidr = %vpc.cidr_block, "vpc created");
         Ok(vpc)
     }
@@ -298,6 +347,7 @@ impl<S: Store> Registry<S> {
             .store
             .set_vpc_dns_attributes(vpc_id, vpc.enable_dns_support, vpc.enable_dns_hostnames)
             .await?;
+        self.changed();
         Ok(vpc)
     }
 
@@ -356,9 +406,13 @@ impl<S: Store> Registry<S> {
             cidr_block: cidr.to_string(),
             availability_zone,
             owner_account_id: owner_account_id.to_owned(),
+            available_ip_address_count: 0,
         };
         self.inner.store.insert_subnet(&subnet).await?;
+        self.changed();
         tracing::info!(subnet_id = %subnet.subnet_id, cidr = %subnet.cidr_block, "subnet created");
+        let mut subnet = subnet;
+        self.count_free_addresses(&mut subnet);
         Ok(subnet)
     }
 
@@ -373,7 +427,10 @@ impl<S: Store> Registry<S> {
         if let Some(bad) = subnet_ids.iter().find(|id| !well_formed_id(id, "subnet")) {
             return Err(RegistryError::SubnetIdMalformed(bad.clone()));
         }
-        let all = self.inner.store.list_subnets(owner_account_id).await?;
+        let mut all = self.inner.store.list_subnets(owner_account_id).await?;
+        for subnet in &mut all {
+            self.count_free_addresses(subnet);
+        }
         if subnet_ids.is_empty() {
             return Ok(all);
         }
@@ -389,135 +446,6 @@ impl<S: Store> Registry<S> {
             .collect())
     }
 
-    /// Create an interface endpoint for KMS with one network interface per
-    /// subnet (what CreateVpcEndpoint will call). The interfaces join the
-    /// table, and watchers get a new snapshot, once the store committed.
-    #[tracing::instrument(skip_all, fields(owner = %new.owner_account_id, vpc_id = %new.vpc_id))]
-    pub async fn create_endpoint(
-        &self,
-        new: NewEndpoint,
-    ) -> Result<(Endpoint, Vec<NetworkInterface>), RegistryError> {
-        validate_owner(&new.owner_account_id)?;
-        let region = &self.inner.region;
-        if new.service_name != format!("com.amazonaws.{region}.kms")
-            && new.service_name != format!("com.amazonaws.{region}.kms-fips")
-        {
-            return Err(RegistryError::ServiceNotFound(new.service_name));
-        }
-        let policy_document = match new.policy_document {
-            None => DEFAULT_ENDPOINT_POLICY.to_owned(),
-            Some(doc) => match serde_json::from_str::<serde_json::Value>(&doc) {
-                Ok(serde_json::Value::Object(_)) => doc,
-                _ => return Err(RegistryError::InvalidPolicyDocument),
-            },
-        };
-
-        let _w = self.inner.writes.lock().await;
-        let vpc = self.owned_vpc(&new.owner_account_id, &new.vpc_id).await?;
-        if new.private_dns_enabled {
-            if !(vpc.enable_dns_support && vpc.enable_dns_hostnames) {
-                return Err(RegistryError::InvalidParameter(format!(
-                    "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to true for {}",
-                    vpc.vpc_id
-                )));
-            }
-            if self
-                .inner
-                .store
-                .private_dns_endpoint_exists(&vpc.vpc_id, &new.service_name)
-                .await?
-            {
-                return Err(RegistryError::InvalidParameter(format!(
-                    "private-dns-enabled cannot be set because there is already a conflicting DNS domain for kms.{region}.amazonaws.com in the VPC {}",
-                    vpc.vpc_id
-                )));
-            }
-        }
-
-        let vpce_id = new_id("vpce");
-        let table = self.interfaces();
-        let mut zones = Vec::new();
-        let mut interfaces: Vec<NetworkInterface> = Vec::with_capacity(new.subnets.len());
-        for EndpointSubnet { subnet_id, ipv4 } in &new.subnets {
-            if !well_formed_id(subnet_id, "subnet") {
-                return Err(RegistryError::SubnetIdMalformed(subnet_id.clone()));
-            }
-            let subnet = match self.inner.store.get_subnet(subnet_id).await? {
-                Some(s) if s.owner_account_id == new.owner_account_id => s,
-                _ => return Err(RegistryError::SubnetNotFound(subnet_id.clone())),
-            };
-            if subnet.vpc_id != vpc.vpc_id {
-                return Err(RegistryError::InvalidParameter(format!(
-                    "The subnet ID '{subnet_id}' does not belong to the VPC '{}'",
-                    vpc.vpc_id
-                )));
-            }
-            if zones.contains(&subnet.availability_zone) {
-                return Err(RegistryError::DuplicateSubnetsInSameZone(subnet_id.clone()));
-            }
-            zones.push(subnet.availability_zone.clone());
-            let cidr = parse_cidr(&subnet.cidr_block)?;
-            let taken = |ip: Ipv4Addr| {
-                table.contains(ip) || interfaces.iter().any(|e| e.private_ip == ip.to_string())
-            };
-            let ip = match ipv4 {
-                Some(ip) => {
-                    if !cidr.is_assignable(*ip) {
-                        return Err(RegistryError::invalid_value(
-                            "ipv4",
-                            ip.to_string(),
-                            format!(
-                                "The address is not an assignable address of subnet {subnet_id}."
-                            ),
-                        ));
-                    }
-                    if taken(*ip) {
-                        return Err(RegistryError::AddressInUse(ip.to_string()));
-                    }
-                    *ip
-                }
-                None => cidr
-                    .assignable()
-                    .find(|ip| !taken(*ip))
-                    .ok_or_else(|| RegistryError::SubnetFull(subnet_id.clone()))?,
-            };
-            interfaces.push(NetworkInterface {
-                eni_id: new_id("eni"),
-                vpce_id: vpce_id.clone(),
-                subnet_id: subnet_id.clone(),
-                private_ip: ip.to_string(),
-            });
-        }
-
-        let endpoint = Endpoint {
-            vpce_id,
-            vpc_id: vpc.vpc_id,
-            owner_account_id: new.owner_account_id,
-            service_name: new.service_name,
-            policy_document,
-            private_dns_enabled: new.private_dns_enabled,
-            state: "available".to_owned(),
-            created: now_ms(),
-        };
-        self.inner
-            .store
-            .insert_endpoint(&endpoint, &interfaces)
-            .await
-            .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_unique_violation() => RegistryError::AddressInUse(
-                    interfaces
-                        .iter()
-                        .map(|i| i.private_ip.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-                _ => RegistryError::Store(e),
-            })?;
-        self.reload_table().await?;
-        tracing::info!(vpce_id = %endpoint.vpce_id, interfaces = interfaces.len(), "vpc endpoint created");
-        Ok((endpoint, interfaces))
-    }
-
     /// Rebuild the table from the store and publish it with the next generation.
     /// Called with the write lock held.
     async fn reload_table(&self) -> Result<(), RegistryError> {
@@ -529,6 +457,7 @@ impl<S: Store> Registry<S> {
             .send_replace(Arc::new(InterfaceTable::build(
                 generation, endpoints, interfaces,
             )));
+        self.changed();
         Ok(())
     }
 }

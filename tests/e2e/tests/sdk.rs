@@ -273,6 +273,7 @@ async fn symmetric_key_lifecycle_and_crypto() {
         .await
         .unwrap_err();
     assert_eq!(code(err), "NotFoundException");
+    // The default key policy does not name account B: authz denies, with AWS's message.
     let kms_b = client(&stack, ACCOUNT_B);
     let err = kms_b
         .encrypt()
@@ -281,7 +282,42 @@ async fn symmetric_key_lifecycle_and_crypto() {
         .send()
         .await
         .unwrap_err();
+    let message = err
+        .as_service_error()
+        .and_then(|e| aws_sdk_kms::error::ProvideErrorMetadata::message(e))
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(code(err), "AccessDeniedException");
+    assert_eq!(
+        message,
+        format!(
+            "User: arn:aws:iam::{}:root is not authorized to perform: kms:Encrypt on resource: {} because no resource-based policy allows the kms:Encrypt action",
+            ACCOUNT_B.0,
+            meta.arn().unwrap()
+        )
+    );
+    // Once the key policy names account B, it may encrypt with the key.
+    let shared = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}},
+            {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:Encrypt","Resource":"*"}}]}}"#,
+        ACCOUNT_A.0, ACCOUNT_B.0
+    );
+    kms.put_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .policy(shared)
+        .send()
+        .await
+        .unwrap();
+    let enc_b = kms_b
+        .encrypt()
+        .key_id(meta.arn().unwrap())
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enc_b.key_id(), meta.arn());
     let listed_b = kms_b.list_keys().send().await.unwrap();
     assert!(
         listed_b.keys().is_empty(),

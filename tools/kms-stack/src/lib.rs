@@ -1,6 +1,12 @@
 //! The local launcher: all five services as separate gRPC servers on loopback,
 //! each with its own SQLite database under the data dir, and the gateway on the
 //! public endpoint. Used by the `kms-stack` binary and by the end-to-end tests.
+//!
+//! The gateway also listens on every VPC endpoint interface address (same
+//! port as the public endpoint), and the registry serves DNS: the public
+//! resolver on the public endpoint's IP, one resolver per VPC on its CIDR's
+//! base + 2, all on `--dns-port`. With VPC CIDRs in 127.0.0.0/8 all of these
+//! are real loopback addresses, so no Docker or root is needed.
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -21,9 +27,13 @@ pub struct StackConfig {
     /// Region served.
     #[arg(long, env = "KMS_REGION", default_value = "us-east-1")]
     pub region: String,
-    /// Port of the registry's DNS server (served from the VPC endpoints issue on).
+    /// UDP/TCP port of the registry's DNS resolvers (0: any free port).
     #[arg(long, env = "KMS_DNS_PORT", default_value_t = 5353)]
     pub dns_port: u16,
+    /// Let the gateway bind endpoint interface addresses, and the registry VPC
+    /// resolver addresses, outside 127.0.0.0/8.
+    #[arg(long, env = "KMS_ALLOW_NON_LOOPBACK_INTERFACES")]
+    pub allow_non_loopback_interfaces: bool,
     /// JSON file of the accounts to create on a fresh data dir (default: the two
     /// documentation accounts 111122223333 and 444455556666).
     #[arg(long, env = "KMS_BOOTSTRAP_FILE")]
@@ -31,12 +41,15 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
+    /// A stack on `data_dir` serving `listen`, with DNS on a free port (so
+    /// that several stacks can run side by side, e.g. in tests).
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         Self {
             data_dir: data_dir.into(),
             listen,
             region: "us-east-1".into(),
-            dns_port: 5353,
+            dns_port: 0,
+            allow_non_loopback_interfaces: false,
             bootstrap_file: None,
         }
     }
@@ -51,6 +64,9 @@ pub struct Stack {
     pub authz: SocketAddr,
     pub keystore: SocketAddr,
     pub audit: SocketAddr,
+    /// The public DNS resolver (UDP and TCP); VPC resolvers use the same port.
+    pub dns: SocketAddr,
+    registry_api: kms_registry::Registry,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -82,12 +98,43 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let cfg = kms_registry::Config::new(sqlite_url(&dir, "registry"));
     let cfg = kms_registry::Config {
         dns_port: config.dns_port,
+        dns_public_ip: Some(config.listen.ip()),
+        dns_allow_non_loopback: config.allow_non_loopback_interfaces,
         region: config.region.clone(),
         ..cfg
     };
+    // Opened here rather than in `kms_registry::run` so that the launcher
+    // (and the tests through `Stack::registry_api`) can act on the library.
+    let registry_api = kms_registry::Registry::open(&cfg).await?;
+    let (dns_udp, dns_tcp) = kms_registry::dns::bind_public(config.listen.ip(), config.dns_port)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the public dns resolver on port {}",
+                config.dns_port
+            )
+        })?;
+    let dns = dns_udp.local_addr()?;
+    let reg = registry_api.clone();
+    let stop_rx = rx.clone();
+    let allow_non_loopback = config.allow_non_loopback_interfaces;
     tasks.push((
         "registry",
-        tokio::spawn(kms_registry::run(l, cfg, stopped(rx.clone()))),
+        tokio::spawn(async move {
+            let dns = tokio::spawn(kms_registry::dns::serve(
+                reg.clone(),
+                dns_udp,
+                dns_tcp,
+                allow_non_loopback,
+                stopped(stop_rx.clone()),
+            ));
+            let served = kms_registry::serve(l, reg.clone(), stopped(stop_rx)).await;
+            let dns = dns.await;
+            reg.store().close().await;
+            served?;
+            dns??;
+            Ok(())
+        }),
     ));
 
     let (l, authz) = loopback().await?;
@@ -99,7 +146,8 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     ));
 
     let (l, keystore) = loopback().await?;
-    let cfg = kms_keystore::Config::dev(sqlite_url(&dir, "keystore"), dir.join("root.key"));
+    let cfg = kms_keystore::Config::dev(sqlite_url(&dir, "keystore"), dir.join("root.key"))
+        .with_authz_url(format!("http://{authz}"));
     tasks.push((
         "keystore",
         tokio::spawn(kms_keystore::run(l, cfg, stopped(rx.clone()))),
@@ -126,24 +174,27 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         .with_context(|| format!("binding the public endpoint {}", config.listen))?;
     let endpoint = public.local_addr()?;
     let url = |a: SocketAddr| format!("http://{a}");
-    let cfg = kms_gateway::Config::new(
+    let mut cfg = kms_gateway::Config::new(
         &config.region,
         &url(authz),
         &url(keystore),
         &url(audit),
         &url(registry),
     );
+    cfg.allow_non_loopback_interfaces = config.allow_non_loopback_interfaces;
     tasks.push((
         "gateway",
         tokio::spawn(kms_gateway::run(public, cfg, stopped(rx.clone()))),
     ));
-    tracing::info!(%endpoint, data_dir = %dir.display(), "kms stack serving");
+    tracing::info!(%endpoint, %dns, data_dir = %dir.display(), "kms stack serving");
     Ok(Stack {
         endpoint,
         registry,
         authz,
         keystore,
         audit,
+        dns,
+        registry_api,
         stop,
         tasks,
     })
@@ -185,6 +236,12 @@ async fn wait_serving(
 }
 
 impl Stack {
+    /// The registry's library API (VPCs, subnets, endpoints), shared with the
+    /// running registry service: changes are seen by the gateway and the DNS.
+    pub fn registry_api(&self) -> &kms_registry::Registry {
+        &self.registry_api
+    }
+
     /// Stop every service (the gateway drains open connections) and report the
     /// first failure.
     pub async fn shutdown(self) -> anyhow::Result<()> {

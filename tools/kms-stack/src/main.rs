@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut stack = kms_stack::start(cli.config).await?;
     println!("KMS endpoint: http://{}", stack.endpoint);
+    println!("DNS resolver: {} (udp and tcp)", stack.dns);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("shutting down");

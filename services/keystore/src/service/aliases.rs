@@ -1,7 +1,12 @@
 //! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases. An alias lives in one
 //! account and region and points at one key of that account and region.
+//!
+//! Alias operations need permission on the alias (identity policies only: an alias
+//! has no key policy) and on the key (its key policy); UpdateAlias on the old and the
+//! new key.
 
-use super::{KeyService, Page, alias_slot, decode_marker, page_limit, paginate, write};
+use super::{KeyService, Page, decode_marker, page_limit, paginate, require_not_pending_deletion};
+use crate::authz::Question;
 use crate::error::{Error, Result};
 use crate::model::{AliasRecord, Caller, alias_arn, now_ms};
 use crate::store::Store;
@@ -24,7 +29,12 @@ impl<S: Store> KeyService<S> {
                 existing.arn()
             )));
         }
-        let key = self.resolve_for_change(caller, target_key_id, "targetKeyId", "CreateAlias")?;
+        let key = self.resolve(caller, target_key_id, "targetKeyId", false)?;
+        self.authorize_alias(caller, "CreateAlias", alias_name)
+            .await?;
+        let question = self.key_question(caller, "CreateAlias", &key, None);
+        self.authorize_key(caller, &key, question).await?;
+        require_not_pending_deletion(&key)?;
         let now = now_ms();
         let alias = AliasRecord {
             account_id: caller.account_id.clone(),
@@ -36,10 +46,7 @@ impl<S: Store> KeyService<S> {
         };
         self.store.insert_alias(&alias).await?;
         tracing::info!(alias = %alias_name, key_id = %alias.target_key_id, "alias created");
-        write(&self.aliases).insert(
-            alias_slot(&alias.account_id, &alias.region, &alias.alias_name),
-            alias,
-        );
+        self.put_alias(alias);
         Ok(())
     }
 
@@ -53,17 +60,23 @@ impl<S: Store> KeyService<S> {
         reject_alias_target(target_key_id)?;
         let _writes = self.writes.lock().await;
         let mut alias = self.existing_alias(caller, alias_name)?;
+        let key = self.resolve(caller, target_key_id, "targetKeyId", false)?;
+        self.authorize_alias(caller, "UpdateAlias", alias_name)
+            .await?;
+        if let Some(old) = self.key_by_id(&alias.target_key_id) {
+            let question = self.key_question(caller, "UpdateAlias", &old, None);
+            self.authorize_key(caller, &old, question).await?;
+        }
+        let question = self.key_question(caller, "UpdateAlias", &key, None);
+        self.authorize_key(caller, &key, question).await?;
         // The current target may be in any state; the new one must not be pending
         // deletion.
-        let key = self.resolve_for_change(caller, target_key_id, "targetKeyId", "UpdateAlias")?;
+        require_not_pending_deletion(&key)?;
         alias.target_key_id = key.record.id.clone();
         alias.last_updated_ms = now_ms();
         self.store.update_alias(&alias).await?;
         tracing::info!(alias = %alias_name, key_id = %alias.target_key_id, "alias updated");
-        write(&self.aliases).insert(
-            alias_slot(&alias.account_id, &alias.region, &alias.alias_name),
-            alias,
-        );
+        self.put_alias(alias);
         Ok(())
     }
 
@@ -71,15 +84,17 @@ impl<S: Store> KeyService<S> {
         validate_alias_name(alias_name)?;
         let _writes = self.writes.lock().await;
         let alias = self.existing_alias(caller, alias_name)?;
+        self.authorize_alias(caller, "DeleteAlias", alias_name)
+            .await?;
+        if let Some(key) = self.key_by_id(&alias.target_key_id) {
+            let question = self.key_question(caller, "DeleteAlias", &key, None);
+            self.authorize_key(caller, &key, question).await?;
+        }
         self.store
             .delete_alias(&alias.account_id, &alias.region, &alias.alias_name)
             .await?;
         tracing::info!(alias = %alias_name, "alias deleted");
-        write(&self.aliases).remove(&alias_slot(
-            &alias.account_id,
-            &alias.region,
-            &alias.alias_name,
-        ));
+        self.drop_alias(&alias);
         Ok(())
     }
 
@@ -94,8 +109,15 @@ impl<S: Store> KeyService<S> {
         let limit = page_limit(limit, 50, 100)?;
         let after = decode_marker(marker)?;
         let target = match key_id {
-            Some(k) => Some(self.resolve(caller, k, "keyId", "ListAliases", false)?),
-            None => None,
+            Some(k) => Some(
+                self.resolve_authorized(caller, k, "keyId", "ListAliases", false)
+                    .await?,
+            ),
+            None => {
+                self.authorize_account(caller, "ListAliases", Question::default())
+                    .await?;
+                None
+            }
         };
         let rows = self
             .store
@@ -108,6 +130,15 @@ impl<S: Store> KeyService<S> {
             )
             .await?;
         Ok(paginate(rows, limit, |a| &a.alias_name))
+    }
+
+    /// Permission on the alias itself (the caller's account and region): identity
+    /// policies decide, there is no key policy.
+    async fn authorize_alias(&self, caller: &Caller, op: &str, alias_name: &str) -> Result<()> {
+        let arn = alias_arn(&caller.region, &caller.account_id, alias_name);
+        let question = Question::new(op, &arn, &caller.account_id)
+            .key("kms:CallerAccount", caller.account_id.as_str());
+        self.authorize(caller, question).await
     }
 
     fn existing_alias(&self, caller: &Caller, alias_name: &str) -> Result<AliasRecord> {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{CachedKey, KeyService, access_denied, require_enabled};
+use super::{CachedKey, KeyService, require_enabled};
+use crate::authz::Question;
 use crate::blob::{self, Blob, MAX_BLOB_LEN};
 use crate::crypto;
 use crate::error::{Error, Result, validation};
@@ -72,7 +73,7 @@ pub struct ReEncryptInput<'a> {
 }
 
 impl<S: Store> KeyService<S> {
-    pub fn encrypt(
+    pub async fn encrypt(
         &self,
         caller: &Caller,
         key_id: &str,
@@ -94,7 +95,12 @@ impl<S: Store> KeyService<S> {
             ));
         }
         check_algorithm_value("encryptionAlgorithm", algorithm)?;
-        let key = self.resolve(caller, key_id, "keyId", "Encrypt", true)?;
+        let key = self.resolve(caller, key_id, "keyId", true)?;
+        let question = self
+            .key_question(caller, "Encrypt", &key, Some(key_id))
+            .encryption_context(context)
+            .key("kms:EncryptionAlgorithm", algorithm_or_default(algorithm));
+        self.authorize_key(caller, &key, question).await?;
         require_enabled(&key)?;
         require_encrypt_decrypt(&key, "Encrypt")?;
         check_algorithm_for_key(&key, algorithm)?;
@@ -108,7 +114,7 @@ impl<S: Store> KeyService<S> {
         })
     }
 
-    pub fn decrypt(
+    pub async fn decrypt(
         &self,
         caller: &Caller,
         ciphertext_blob: &[u8],
@@ -117,15 +123,17 @@ impl<S: Store> KeyService<S> {
         algorithm: Option<&str>,
         dry_run: bool,
     ) -> Result<Decrypted> {
-        let opened = self.open(
-            caller,
-            ciphertext_blob,
-            context,
-            key_id,
-            "keyId",
-            algorithm,
-            "Decrypt",
-        )?;
+        let opened = self
+            .open(
+                caller,
+                ciphertext_blob,
+                context,
+                key_id,
+                "keyId",
+                algorithm,
+                "Decrypt",
+            )
+            .await?;
         if dry_run {
             return Err(Error::DryRun);
         }
@@ -136,27 +144,43 @@ impl<S: Store> KeyService<S> {
         })
     }
 
-    pub fn re_encrypt(&self, caller: &Caller, input: ReEncryptInput<'_>) -> Result<ReEncrypted> {
+    pub async fn re_encrypt(
+        &self,
+        caller: &Caller,
+        input: ReEncryptInput<'_>,
+    ) -> Result<ReEncrypted> {
         check_algorithm_value(
             "destinationEncryptionAlgorithm",
             input.destination_encryption_algorithm,
         )?;
-        let source = self.open(
-            caller,
-            input.ciphertext_blob,
-            input.source_encryption_context,
-            input.source_key_id,
-            "sourceKeyId",
-            input.source_encryption_algorithm,
-            "ReEncryptFrom",
-        )?;
-        let destination = self.resolve(
-            caller,
-            input.destination_key_id,
-            "destinationKeyId",
-            "ReEncryptTo",
-            true,
-        )?;
+        let source = self
+            .open(
+                caller,
+                input.ciphertext_blob,
+                input.source_encryption_context,
+                input.source_key_id,
+                "sourceKeyId",
+                input.source_encryption_algorithm,
+                "ReEncryptFrom",
+            )
+            .await?;
+        let destination =
+            self.resolve(caller, input.destination_key_id, "destinationKeyId", true)?;
+        let same_key = destination.record.id == source.key.record.id;
+        let question = self
+            .key_question(
+                caller,
+                "ReEncryptTo",
+                &destination,
+                Some(input.destination_key_id),
+            )
+            .encryption_context(input.destination_encryption_context)
+            .key(
+                "kms:EncryptionAlgorithm",
+                algorithm_or_default(input.destination_encryption_algorithm),
+            )
+            .key("kms:ReEncryptOnSameKey", same_key.to_string());
+        self.authorize_key(caller, &destination, question).await?;
         require_enabled(&destination)?;
         require_encrypt_decrypt(&destination, "ReEncrypt")?;
         check_algorithm_for_key(&destination, input.destination_encryption_algorithm)?;
@@ -182,7 +206,7 @@ impl<S: Store> KeyService<S> {
 
     /// GenerateDataKey and GenerateDataKeyWithoutPlaintext (`op`).
     #[allow(clippy::too_many_arguments)]
-    pub fn generate_data_key(
+    pub async fn generate_data_key(
         &self,
         caller: &Caller,
         key_id: &str,
@@ -207,7 +231,12 @@ impl<S: Store> KeyService<S> {
                 ));
             }
         };
-        let key = self.resolve(caller, key_id, "keyId", op, true)?;
+        let key = self.resolve(caller, key_id, "keyId", true)?;
+        let question = self
+            .key_question(caller, op, &key, Some(key_id))
+            .encryption_context(context)
+            .key("kms:EncryptionAlgorithm", ALGORITHM_SYMMETRIC_DEFAULT);
+        self.authorize_key(caller, &key, question).await?;
         require_enabled(&key)?;
         require_encrypt_decrypt(&key, op)?;
         if dry_run {
@@ -223,8 +252,9 @@ impl<S: Store> KeyService<S> {
         })
     }
 
-    pub fn generate_random(
+    pub async fn generate_random(
         &self,
+        caller: &Caller,
         number_of_bytes: Option<i32>,
         custom_key_store_id: Option<&str>,
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -232,15 +262,18 @@ impl<S: Store> KeyService<S> {
             return Err(Error::Validation("NumberOfBytes is required.".into()));
         };
         let len = bounded_len("numberOfBytes", n)?;
+        self.authorize_account(caller, "GenerateRandom", Question::default())
+            .await?;
         if custom_key_store_id.is_some() {
             return Err(Error::CustomKeyStoreNotFound);
         }
         Ok(crypto::random_bytes(len)?)
     }
 
-    /// Parses, checks and opens a ciphertext blob for `op` (Decrypt, ReEncryptFrom).
+    /// Parses, checks, authorizes and opens a ciphertext blob for `op` (Decrypt,
+    /// ReEncryptFrom): the key is the one the blob names.
     #[allow(clippy::too_many_arguments)]
-    fn open(
+    async fn open(
         &self,
         caller: &Caller,
         ciphertext_blob: &[u8],
@@ -270,7 +303,7 @@ impl<S: Store> KeyService<S> {
         check_algorithm_value(algorithm_field, algorithm)?;
         let parsed = Blob::parse(ciphertext_blob)?;
         if let Some(key_id) = key_id {
-            let named = self.resolve(caller, key_id, key_field, op, true)?;
+            let named = self.resolve(caller, key_id, key_field, true)?;
             if named.record.id != parsed.key_id {
                 return Err(Error::IncorrectKey);
             }
@@ -279,12 +312,14 @@ impl<S: Store> KeyService<S> {
         let key = self
             .key_by_id(parsed.key_id)
             .ok_or(Error::InvalidCiphertext)?;
-        if key.record.account_id != caller.account_id {
-            return Err(access_denied(caller, op, &key.record.arn));
-        }
         if key.record.region != caller.region {
             return Err(Error::InvalidCiphertext);
         }
+        let question = self
+            .key_question(caller, op, &key, key_id)
+            .encryption_context(context)
+            .key("kms:EncryptionAlgorithm", algorithm_or_default(algorithm));
+        self.authorize_key(caller, &key, question).await?;
         require_enabled(&key)?;
         require_encrypt_decrypt(&key, if op == "Decrypt" { op } else { "ReEncrypt" })?;
         check_algorithm_for_key(&key, algorithm)?;
@@ -324,6 +359,10 @@ fn require_encrypt_decrypt(key: &CachedKey, op: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn algorithm_or_default(algorithm: Option<&str>) -> &str {
+    algorithm.unwrap_or(ALGORITHM_SYMMETRIC_DEFAULT)
 }
 
 fn check_algorithm_value(field: &str, algorithm: Option<&str>) -> Result<()> {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use super::{
     KeyService, Page, decode_marker, page_limit, paginate, require_not_pending_deletion, write,
 };
+use crate::authz::Question;
 use crate::crypto::AeadKey;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -63,6 +64,7 @@ pub struct CreateKeyInput {
     pub multi_region: Option<bool>,
     pub xks_key_id: Option<String>,
     pub tags: Vec<Tag>,
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 impl<S: Store> KeyService<S> {
@@ -117,13 +119,9 @@ impl<S: Store> KeyService<S> {
                 "Multi-Region keys are not supported yet by this KMS.".into(),
             ));
         }
-        let policy = match input.policy {
-            Some(p) => {
-                validate_policy(&p)?;
-                p
-            }
-            None => default_key_policy(&caller.account_id),
-        };
+        if let Some(p) = &input.policy {
+            validate_policy(p)?;
+        }
         validate_tags(&input.tags)?;
         let distinct: HashSet<&str> = input.tags.iter().map(|t| t.key.as_str()).collect();
         if distinct.len() > MAX_TAGS_PER_KEY as usize {
@@ -132,6 +130,25 @@ impl<S: Store> KeyService<S> {
 
         let id = uuid::Uuid::new_v4().to_string();
         let arn = key_arn(&caller.region, &caller.account_id, &id);
+        let bypass = input.bypass_policy_lockout_safety_check;
+        let question = || {
+            Question::default()
+                .key("kms:KeySpec", spec)
+                .key("kms:KeyUsage", usage)
+                .key("kms:KeyOrigin", origin)
+                .key("kms:BypassPolicyLockoutSafetyCheck", bypass.to_string())
+        };
+        self.authorize_account(caller, "CreateKey", question())
+            .await?;
+        let policy = match input.policy {
+            Some(p) => {
+                let q = question().key("kms:CallerAccount", caller.account_id.as_str());
+                self.lockout_safety_check(caller, &arn, &caller.account_id, &p, bypass, q)
+                    .await?;
+                p
+            }
+            None => default_key_policy(&caller.account_id),
+        };
         let material_id = 1;
         let (material, raw) = AeadKey::generate()?;
         let wrapped = self.root.wrap_material(&arn, material_id, &raw)?;
@@ -172,8 +189,10 @@ impl<S: Store> KeyService<S> {
         Ok(record)
     }
 
-    pub fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
-        let key = self.resolve(caller, key_id, "keyId", "DescribeKey", true)?;
+    pub async fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
+        let key = self
+            .resolve_authorized(caller, key_id, "keyId", "DescribeKey", true)
+            .await?;
         Ok(key.record.clone())
     }
 
@@ -186,6 +205,8 @@ impl<S: Store> KeyService<S> {
     ) -> Result<Page<(String, String)>> {
         let limit = page_limit(limit, 100, 1000)?;
         let after = decode_marker(marker)?;
+        self.authorize_account(caller, "ListKeys", Question::default())
+            .await?;
         let rows = self
             .store
             .list_keys(
@@ -199,7 +220,7 @@ impl<S: Store> KeyService<S> {
     }
 
     pub async fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
-        self.update_key(caller, key_id, "EnableKey", |r| {
+        self.update_key(caller, key_id, "EnableKey", None, |r| {
             require_not_pending(r)?;
             r.state = KeyState::Enabled;
             Ok(())
@@ -209,7 +230,7 @@ impl<S: Store> KeyService<S> {
     }
 
     pub async fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
-        self.update_key(caller, key_id, "DisableKey", |r| {
+        self.update_key(caller, key_id, "DisableKey", None, |r| {
             require_not_pending(r)?;
             r.state = KeyState::Disabled;
             Ok(())
@@ -240,7 +261,7 @@ impl<S: Store> KeyService<S> {
                 "PendingWindowInDays should be between 7 and 30, but it is {days}"
             )));
         }
-        self.update_key(caller, key_id, "ScheduleKeyDeletion", |r| {
+        self.update_key(caller, key_id, "ScheduleKeyDeletion", None, |r| {
             require_not_pending(r)?;
             r.state = KeyState::PendingDeletion;
             r.deletion_date_ms = Some(now_ms() + i64::from(days) * DAY_MS);
@@ -253,7 +274,7 @@ impl<S: Store> KeyService<S> {
     /// Returns the key ARN.
     pub async fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<String> {
         let record = self
-            .update_key(caller, key_id, "CancelKeyDeletion", |r| {
+            .update_key(caller, key_id, "CancelKeyDeletion", None, |r| {
                 if r.state != KeyState::PendingDeletion {
                     return Err(Error::InvalidState(format!(
                         "{} is not pending deletion.",
@@ -277,7 +298,7 @@ impl<S: Store> KeyService<S> {
         description: String,
     ) -> Result<()> {
         validate_description(&description)?;
-        self.update_key(caller, key_id, "UpdateKeyDescription", move |r| {
+        self.update_key(caller, key_id, "UpdateKeyDescription", None, move |r| {
             require_not_pending(r)?;
             r.description = description;
             Ok(())
@@ -286,14 +307,16 @@ impl<S: Store> KeyService<S> {
         .map(drop)
     }
 
-    pub fn get_key_policy(
+    pub async fn get_key_policy(
         &self,
         caller: &Caller,
         key_id: &str,
         policy_name: Option<&str>,
     ) -> Result<String> {
         validate_policy_name(policy_name)?;
-        let key = self.resolve(caller, key_id, "keyId", "GetKeyPolicy", false)?;
+        let key = self
+            .resolve_authorized(caller, key_id, "keyId", "GetKeyPolicy", false)
+            .await?;
         if policy_name.is_some_and(|n| n != DEFAULT_POLICY_NAME) {
             return Err(Error::NotFound("No such policy exists".into()));
         }
@@ -306,25 +329,35 @@ impl<S: Store> KeyService<S> {
         key_id: &str,
         policy_name: Option<&str>,
         policy: String,
+        bypass_lockout_check: bool,
     ) -> Result<()> {
         validate_policy_name(policy_name)?;
         validate_policy(&policy)?;
         if policy_name.is_some_and(|n| n != DEFAULT_POLICY_NAME) {
             // Resolve first so an unknown key still reads as NotFound.
-            self.resolve(caller, key_id, "keyId", "PutKeyPolicy", false)?;
+            self.resolve(caller, key_id, "keyId", false)?;
             return Err(Error::Unsupported(
                 "The only valid policy name is default.".into(),
             ));
         }
-        self.update_key(caller, key_id, "PutKeyPolicy", move |r| {
-            r.policy = policy;
-            Ok(())
-        })
+        self.update_key(
+            caller,
+            key_id,
+            "PutKeyPolicy",
+            Some(PolicyChange {
+                bypass: bypass_lockout_check,
+                new_policy: &policy,
+            }),
+            |r| {
+                r.policy = policy.clone();
+                Ok(())
+            },
+        )
         .await
         .map(drop)
     }
 
-    pub fn list_key_policies(
+    pub async fn list_key_policies(
         &self,
         caller: &Caller,
         key_id: &str,
@@ -333,7 +366,8 @@ impl<S: Store> KeyService<S> {
     ) -> Result<Page<String>> {
         let limit = page_limit(limit, 100, 1000)?;
         let after = decode_marker(marker)?;
-        self.resolve(caller, key_id, "keyId", "ListKeyPolicies", false)?;
+        self.resolve_authorized(caller, key_id, "keyId", "ListKeyPolicies", false)
+            .await?;
         let names = match after {
             Some(a) if a.as_str() >= DEFAULT_POLICY_NAME => Vec::new(),
             _ => vec![DEFAULT_POLICY_NAME.to_owned()],
@@ -344,7 +378,7 @@ impl<S: Store> KeyService<S> {
     /// A key's owner, state and policy, from any identifier, in any account (authz
     /// decides who may use it).
     pub fn resolve_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord> {
-        Ok(self.resolve_any_account(caller, key_id)?.record.clone())
+        Ok(self.resolve(caller, key_id, "keyId", true)?.record.clone())
     }
 
     /// Deletes the keys whose waiting period has ended, with their material, aliases
@@ -357,25 +391,44 @@ impl<S: Store> KeyService<S> {
         }
         let gone: HashSet<&str> = deleted.iter().map(String::as_str).collect();
         write(&self.keys).retain(|id, _| !gone.contains(id.as_str()));
-        write(&self.aliases).retain(|_, a| !gone.contains(a.target_key_id.as_str()));
+        write(&self.aliases).remove_keys(&gone);
         for id in &deleted {
             tracing::info!(key_id = %id, "key deleted after its waiting period");
         }
         Ok(deleted.len())
     }
 
-    /// Read-modify-write of a key's metadata under the write lock: `change` sees the
-    /// current record and may refuse; the version is bumped, the row committed and the
-    /// cache updated. Key-only identifiers (no aliases), caller's account.
+    /// Read-modify-write of a key's metadata under the write lock: the operation is
+    /// authorized (on the policy in force, which cannot change meanwhile), then
+    /// `change` sees the current record and may refuse; the version is bumped, the row
+    /// committed and the cache updated. Key-only identifiers (no aliases).
     async fn update_key(
         &self,
         caller: &Caller,
         key_id: &str,
         op: &str,
+        policy_change: Option<PolicyChange<'_>>,
         change: impl FnOnce(&mut KeyRecord) -> Result<()>,
     ) -> Result<KeyRecord> {
         let _writes = self.writes.lock().await;
-        let key = self.resolve(caller, key_id, "keyId", op, false)?;
+        let key = self.resolve(caller, key_id, "keyId", false)?;
+        let mut question = self.key_question(caller, op, &key, None);
+        if let Some(p) = &policy_change {
+            question = question.key("kms:BypassPolicyLockoutSafetyCheck", p.bypass.to_string());
+        }
+        self.authorize_key(caller, &key, question).await?;
+        if let Some(p) = policy_change {
+            let question = self.key_question(caller, "PutKeyPolicy", &key, None);
+            self.lockout_safety_check(
+                caller,
+                &key.record.arn,
+                &key.record.account_id,
+                p.new_policy,
+                p.bypass,
+                question,
+            )
+            .await?;
+        }
         let mut record = key.record.clone();
         change(&mut record)?;
         if record == key.record {
@@ -388,18 +441,27 @@ impl<S: Store> KeyService<S> {
         Ok(record)
     }
 
-    /// For alias and tag operations: the key must not be pending deletion.
-    pub(super) fn resolve_for_change(
+    /// For tag operations: the key, authorized for `op`, must not be pending deletion.
+    pub(super) async fn resolve_for_change(
         &self,
         caller: &Caller,
         key_id: &str,
         field: &str,
         op: &str,
     ) -> Result<std::sync::Arc<CachedKey>> {
-        let key = self.resolve(caller, key_id, field, op, false)?;
+        let key = self
+            .resolve_authorized(caller, key_id, field, op, false)
+            .await?;
         require_not_pending_deletion(&key)?;
         Ok(key)
     }
+}
+
+/// PutKeyPolicy's extras: the bypass flag (a condition key) and the new policy to
+/// run the lockout safety check on.
+struct PolicyChange<'a> {
+    bypass: bool,
+    new_policy: &'a str,
 }
 
 fn require_not_pending(record: &KeyRecord) -> Result<()> {

@@ -8,6 +8,12 @@
 //! the new state to the cache. Callers must let a started write run to completion
 //! (the gRPC layer runs writes on their own task) so the cache never falls behind a
 //! commit.
+//!
+//! Every operation is decided by authz before it acts: the key is resolved (in any
+//! account: cross-account use is for the key policy to allow), then one `Authorize`
+//! call per key touched carries the key's policy and the request's KMS condition
+//! keys. A write asks under the write lock, so the policy it was decided on is the
+//! policy in force when it commits.
 
 mod aliases;
 mod crypto_ops;
@@ -17,6 +23,7 @@ mod tags;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::authz::{Authorizer, Question, requested_alias, works_across_accounts};
 use crate::crypto::{AeadKey, RootKey};
 use crate::error::{Error, Result};
 use crate::model::{AliasRecord, Caller, KeyRecord, KeyRef, KeyState, alias_arn, key_arn};
@@ -74,10 +81,62 @@ impl CachedKey {
 pub struct KeyService<S> {
     store: S,
     root: RootKey,
+    authz: Arc<dyn Authorizer>,
     keys: RwLock<HashMap<String, Arc<CachedKey>>>,
-    /// By [`alias_slot`].
-    aliases: RwLock<HashMap<String, AliasRecord>>,
+    aliases: RwLock<Aliases>,
     writes: tokio::sync::Mutex<()>,
+}
+
+/// Every alias by [`alias_slot`], and the alias names of each key (the
+/// `kms:ResourceAliases` condition key, without a scan on the hot path).
+#[derive(Default)]
+struct Aliases {
+    by_slot: HashMap<String, AliasRecord>,
+    by_key: HashMap<String, Vec<String>>,
+}
+
+impl Aliases {
+    fn get(&self, slot: &str) -> Option<&AliasRecord> {
+        self.by_slot.get(slot)
+    }
+
+    fn insert(&mut self, alias: AliasRecord) {
+        let slot = alias_slot(&alias.account_id, &alias.region, &alias.alias_name);
+        if let Some(old) = self.by_slot.remove(&slot) {
+            self.unindex(&old);
+        }
+        self.by_key
+            .entry(alias.target_key_id.clone())
+            .or_default()
+            .push(alias.alias_name.clone());
+        self.by_slot.insert(slot, alias);
+    }
+
+    fn remove(&mut self, slot: &str) {
+        if let Some(old) = self.by_slot.remove(slot) {
+            self.unindex(&old);
+        }
+    }
+
+    fn unindex(&mut self, alias: &AliasRecord) {
+        if let Some(names) = self.by_key.get_mut(&alias.target_key_id) {
+            names.retain(|n| *n != alias.alias_name);
+            if names.is_empty() {
+                self.by_key.remove(&alias.target_key_id);
+            }
+        }
+    }
+
+    /// Drops the aliases of the given keys.
+    fn remove_keys(&mut self, gone: &std::collections::HashSet<&str>) {
+        self.by_slot
+            .retain(|_, a| !gone.contains(a.target_key_id.as_str()));
+        self.by_key.retain(|id, _| !gone.contains(id.as_str()));
+    }
+
+    fn names_of(&self, key_id: &str) -> Vec<String> {
+        self.by_key.get(key_id).cloned().unwrap_or_default()
+    }
 }
 
 fn alias_slot(account_id: &str, region: &str, alias_name: &str) -> String {
@@ -88,7 +147,8 @@ fn alias_slot(account_id: &str, region: &str, alias_name: &str) -> String {
 impl<S: Store> KeyService<S> {
     /// Loads every key and alias from the store, unwrapping key material with `root`.
     /// Fails if any material does not unwrap (most likely: the wrong root key).
-    pub async fn load(store: S, root: RootKey) -> Result<Self> {
+    /// `authz` decides every operation.
+    pub async fn load(store: S, root: RootKey, authz: Arc<dyn Authorizer>) -> Result<Self> {
         let stored = store.load_keys().await?;
         let mut keys = HashMap::with_capacity(stored.len());
         for key in stored {
@@ -105,15 +165,14 @@ impl<S: Store> KeyService<S> {
                 }),
             );
         }
-        let aliases = store
-            .load_aliases()
-            .await?
-            .into_iter()
-            .map(|a| (alias_slot(&a.account_id, &a.region, &a.alias_name), a))
-            .collect();
+        let mut aliases = Aliases::default();
+        for a in store.load_aliases().await? {
+            aliases.insert(a);
+        }
         Ok(Self {
             store,
             root,
+            authz,
             keys: RwLock::new(keys),
             aliases: RwLock::new(aliases),
             writes: tokio::sync::Mutex::new(()),
@@ -147,23 +206,32 @@ impl<S: Store> KeyService<S> {
             .cloned()
     }
 
+    fn put_alias(&self, alias: AliasRecord) {
+        write(&self.aliases).insert(alias);
+    }
+
+    fn drop_alias(&self, alias: &AliasRecord) {
+        write(&self.aliases).remove(&alias_slot(
+            &alias.account_id,
+            &alias.region,
+            &alias.alias_name,
+        ));
+    }
+
     fn alias_target(&self, account_id: &str, region: &str, alias_name: &str) -> Option<String> {
         read(&self.aliases)
             .get(&alias_slot(account_id, region, alias_name))
             .map(|a| a.target_key_id.clone())
     }
 
-    /// Resolves a key identifier in the caller's account and region.
-    ///
-    /// `op` is the KMS action (without `kms:`) for AccessDenied messages. Until the
-    /// authorization service decides, a key is usable only by principals of its own
-    /// account: naming another account's key or alias is denied.
+    /// Resolves a key identifier: a key id or alias name in the caller's account, a
+    /// key or alias ARN in the account it names (whether the caller may use a key of
+    /// another account is for its key policy to say). The region must be the caller's.
     fn resolve(
         &self,
         caller: &Caller,
         input: &str,
         field: &str,
-        op: &str,
         accept_aliases: bool,
     ) -> Result<Arc<CachedKey>> {
         let key_ref = KeyRef::parse(input, field)?;
@@ -171,23 +239,145 @@ impl<S: Store> KeyService<S> {
             return Err(Error::NotFound(format!("Invalid keyId '{input}'")));
         }
         let (account_id, region) = scope_of(&key_ref, caller);
-        if account_id != caller.account_id {
-            return Err(access_denied(caller, op, input));
-        }
         if region != caller.region {
             return Err(Error::NotFound(format!("Invalid arn {region}")));
         }
         self.lookup(key_ref, account_id, region)
     }
 
-    /// Resolves a key identifier in any account (for authz's ResolveKey).
-    fn resolve_any_account(&self, caller: &Caller, input: &str) -> Result<Arc<CachedKey>> {
-        let key_ref = KeyRef::parse(input, "keyId")?;
-        let (account_id, region) = scope_of(&key_ref, caller);
-        if region != caller.region {
-            return Err(Error::NotFound(format!("Invalid arn {region}")));
+    /// [`KeyService::resolve`] then [`KeyService::authorize_key`] for `op`.
+    async fn resolve_authorized(
+        &self,
+        caller: &Caller,
+        input: &str,
+        field: &str,
+        op: &str,
+        accept_aliases: bool,
+    ) -> Result<Arc<CachedKey>> {
+        let key = self.resolve(caller, input, field, accept_aliases)?;
+        let question = self.key_question(caller, op, &key, Some(input));
+        self.authorize_key(caller, &key, question).await?;
+        Ok(key)
+    }
+
+    /// The question about `op` on `key`, with the key's condition keys
+    /// (`kms:KeySpec`, `kms:KeyUsage`, `kms:KeyOrigin`, `kms:CallerAccount`,
+    /// `kms:ResourceAliases`, and `kms:RequestAlias` when `key_id` named an alias).
+    fn key_question(
+        &self,
+        caller: &Caller,
+        op: &str,
+        key: &CachedKey,
+        key_id: Option<&str>,
+    ) -> Question {
+        let r = &key.record;
+        let mut q = Question::new(op, &r.arn, &r.account_id)
+            .key("kms:KeySpec", r.key_spec.as_str())
+            .key("kms:KeyUsage", r.key_usage.as_str())
+            .key("kms:KeyOrigin", r.origin.as_str())
+            .key("kms:CallerAccount", caller.account_id.as_str());
+        q.key_policy = r.policy.clone();
+        let aliases = read(&self.aliases).names_of(&r.id);
+        if !aliases.is_empty() {
+            q = q.multi("kms:ResourceAliases", aliases);
         }
-        self.lookup(key_ref, account_id, region)
+        if let Some(alias) = key_id.and_then(requested_alias) {
+            q = q.key("kms:RequestAlias", alias);
+        }
+        q
+    }
+
+    /// Asks authz about an operation on `key`; operations that do not work across
+    /// accounts are denied on another account's key even when its policy allows.
+    async fn authorize_key(
+        &self,
+        caller: &Caller,
+        key: &CachedKey,
+        question: Question,
+    ) -> Result<()> {
+        let action = question.action.clone();
+        self.authorize(caller, question).await?;
+        if key.record.account_id != caller.account_id && !works_across_accounts(&action) {
+            return Err(access_denied(caller, &action, &key.record.arn));
+        }
+        Ok(())
+    }
+
+    /// Asks authz; a deny is AccessDeniedException with authz's message, and no
+    /// answer at all fails the call.
+    async fn authorize(&self, caller: &Caller, question: Question) -> Result<()> {
+        let decision = self.decide(caller, question, true).await?;
+        if decision.allowed {
+            Ok(())
+        } else if decision.denied_by_endpoint_policy {
+            Err(Error::AccessDeniedByEndpointPolicy(decision.reason))
+        } else {
+            Err(Error::AccessDenied(decision.reason))
+        }
+    }
+
+    async fn decide(
+        &self,
+        caller: &Caller,
+        question: Question,
+        with_endpoint_policy: bool,
+    ) -> Result<kms_proto::authz::v1::Decision> {
+        let endpoint_policy = if with_endpoint_policy {
+            caller.context.endpoint_policy.clone()
+        } else {
+            String::new()
+        };
+        let request = kms_proto::authz::v1::AuthorizeRequest {
+            context: Some(caller.context.clone()),
+            action: question.action,
+            resource_arn: question.resource_arn,
+            resource_account: question.resource_account,
+            key_policy: question.key_policy,
+            condition_keys: question.condition_keys,
+            endpoint_policy,
+            // IAM users and roles come with the identity issue; root principals need none.
+            identity_policies: Vec::new(),
+            multi_valued_condition_keys: question.multi_valued,
+        };
+        self.authz.authorize(request).await.map_err(Error::Authz)
+    }
+
+    /// The policy lockout safety check of CreateKey and PutKeyPolicy: the caller must
+    /// still be allowed `kms:PutKeyPolicy` on the key (`key_arn`) under `new_policy`.
+    /// The endpoint policy plays no part (as in authz's `lockout_safety_check`).
+    /// authz is asked even when `bypass` skips the check: a policy its engine cannot
+    /// evaluate is refused (MalformedPolicyDocumentException with its message) rather
+    /// than stored, which would leave the key unusable.
+    async fn lockout_safety_check(
+        &self,
+        caller: &Caller,
+        key_arn: &str,
+        key_account: &str,
+        new_policy: &str,
+        bypass: bool,
+        mut question: Question,
+    ) -> Result<()> {
+        question.action = "kms:PutKeyPolicy".to_owned();
+        question.resource_arn = key_arn.to_owned();
+        question.resource_account = key_account.to_owned();
+        question.key_policy = new_policy.to_owned();
+        let decision = self.decide(caller, question, false).await?;
+        if decision.allowed || bypass {
+            Ok(())
+        } else {
+            Err(Error::MalformedPolicy(LOCKOUT_MESSAGE.to_owned()))
+        }
+    }
+
+    /// Asks authz about an operation without a key resource (`*`): identity
+    /// policies decide.
+    async fn authorize_account(&self, caller: &Caller, op: &str, mut q: Question) -> Result<()> {
+        q.action = format!("kms:{op}");
+        q.resource_arn = "*".to_owned();
+        q.resource_account = caller.account_id.clone();
+        q.condition_keys
+            .insert("kms:CallerAccount".to_owned(), caller.account_id.clone());
+        self.authorize(caller, q).await
     }
 
     fn lookup(
@@ -233,12 +423,18 @@ fn scope_of<'a>(key_ref: &KeyRef<'a>, caller: &'a Caller) -> (&'a str, &'a str) 
     }
 }
 
-fn access_denied(caller: &Caller, op: &str, resource: &str) -> Error {
+/// KMS's message when the key policy cannot help: an operation that does not work
+/// across accounts, on a key of another account (`action` is `kms:<Op>`).
+fn access_denied(caller: &Caller, action: &str, resource: &str) -> Error {
     Error::AccessDenied(format!(
-        "User: {} is not authorized to perform: kms:{op} on resource: {resource} because no resource-based policy allows the kms:{op} action",
+        "User: {} is not authorized to perform: {action} on resource: {resource} because no resource-based policy allows the {action} action",
         caller.arn
     ))
 }
+
+/// KMS's refusal of a key policy that would lock its author out.
+pub const LOCKOUT_MESSAGE: &str =
+    "The new key policy will not allow you to update the key policy in the future.";
 
 /// For cryptographic operations: only Enabled keys.
 fn require_enabled(key: &CachedKey) -> Result<()> {
@@ -324,6 +520,7 @@ mod tests {
             account_id: "111122223333".into(),
             arn: "arn:aws:iam::111122223333:root".into(),
             region: "us-east-1".into(),
+            context: Default::default(),
         }
     }
 
@@ -332,7 +529,8 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("ks.db").display());
         let store = SqliteStore::connect(&url).await.unwrap();
         let (root, _) = RootKey::generate().unwrap();
-        (KeyService::load(store, root).await.unwrap(), dir)
+        let authz = Arc::new(crate::authz::testing::AllowAll);
+        (KeyService::load(store, root, authz).await.unwrap(), dir)
     }
 
     #[tokio::test]
@@ -361,14 +559,17 @@ mod tests {
 
         assert_eq!(svc.key_count(), 1);
         assert!(matches!(
-            svc.describe_key(&c, &doomed.id),
+            svc.describe_key(&c, &doomed.id).await,
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
-            svc.describe_key(&c, "alias/doomed"),
+            svc.describe_key(&c, "alias/doomed").await,
             Err(Error::NotFound(_))
         ));
-        assert_eq!(svc.describe_key(&c, "alias/kept").unwrap().id, kept.id);
+        assert_eq!(
+            svc.describe_key(&c, "alias/kept").await.unwrap().id,
+            kept.id
+        );
         let listed = svc.list_keys(&c, None, None).await.unwrap();
         assert_eq!(listed.items.len(), 1);
     }
@@ -391,13 +592,16 @@ mod tests {
             for _ in 0..n {
                 blob = svc
                     .encrypt(&c, id, &plaintext, &context, None, false)
+                    .await
                     .unwrap()
                     .ciphertext_blob;
             }
             let enc = start.elapsed() / n;
             let start = std::time::Instant::now();
             for _ in 0..n {
-                svc.decrypt(&c, &blob, &context, None, None, false).unwrap();
+                svc.decrypt(&c, &blob, &context, None, None, false)
+                    .await
+                    .unwrap();
             }
             let dec = start.elapsed() / n;
             println!(

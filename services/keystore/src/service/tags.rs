@@ -16,7 +16,9 @@ impl<S: Store> KeyService<S> {
     pub async fn tag_resource(&self, caller: &Caller, key_id: &str, tags: &[Tag]) -> Result<()> {
         validate_tags(tags)?;
         let _writes = self.writes.lock().await;
-        let key = self.resolve_for_change(caller, key_id, "keyId", "TagResource")?;
+        let key = self
+            .resolve_for_change(caller, key_id, "keyId", "TagResource")
+            .await?;
         if !self
             .store
             .put_tags(&key.record.id, tags, MAX_TAGS_PER_KEY)
@@ -38,7 +40,9 @@ impl<S: Store> KeyService<S> {
             validate_tag_key(&format!("tagKeys.{}.member", i + 1), k)?;
         }
         let _writes = self.writes.lock().await;
-        let key = self.resolve_for_change(caller, key_id, "keyId", "UntagResource")?;
+        let key = self
+            .resolve_for_change(caller, key_id, "keyId", "UntagResource")
+            .await?;
         self.store.delete_tags(&key.record.id, tag_keys).await?;
         Ok(())
     }
@@ -52,7 +56,9 @@ impl<S: Store> KeyService<S> {
     ) -> Result<Page<Tag>> {
         let limit = page_limit(limit, 50, 50)?;
         let after = decode_marker(marker)?;
-        let key = self.resolve(caller, key_id, "keyId", "ListResourceTags", false)?;
+        let key = self
+            .resolve_authorized(caller, key_id, "keyId", "ListResourceTags", false)
+            .await?;
         let tags = self
             .store
             .list_tags(&key.record.id, after.as_deref(), limit + 1)
