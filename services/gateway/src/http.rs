@@ -179,6 +179,9 @@ async fn process(
             ));
         }
     };
+    // The endpoint as the registry has it now (its policy may have changed
+    // since the connection opened).
+    let endpoint = state.current_endpoint(conn)?;
     let ctx = RequestContext {
         request_id: request_id.to_string(),
         caller: Some(caller),
@@ -189,24 +192,18 @@ async fn process(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string(),
-        vpce_id: conn
-            .endpoint
+        vpce_id: endpoint
             .as_ref()
             .map(|e| e.vpce_id.clone())
             .unwrap_or_default(),
-        vpc_id: conn
-            .endpoint
+        vpc_id: endpoint
             .as_ref()
             .map(|e| e.vpc_id.clone())
             .unwrap_or_default(),
         region: state.config.region.clone(),
         secure_transport: false,
         time_ms: now_ms(),
-        endpoint_policy: conn
-            .endpoint
-            .as_ref()
-            .map(|e| e.policy_document.clone())
-            .unwrap_or_default(),
+        endpoint_policy: endpoint.map(|e| e.policy_document).unwrap_or_default(),
     };
     match protocol {
         Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,

@@ -21,6 +21,7 @@ pub mod query;
 pub mod sigv4;
 
 use clients::Clients;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,6 +105,40 @@ pub struct State {
     pub clients: Clients,
     pub kms_model: model::Model,
     pub cloudtrail_model: model::Model,
+    /// The endpoints of the registry's latest interface snapshot, by vpce id;
+    /// `None` until one arrived (or when the gateway does not follow them).
+    pub endpoints:
+        std::sync::RwLock<Option<Arc<HashMap<String, kms_proto::registry::v1::Endpoint>>>>,
+}
+
+impl State {
+    /// The current state of the endpoint a connection belongs to: the latest
+    /// snapshot's entry (so policy changes apply to open connections), or the
+    /// connection's own view when the gateway does not follow snapshots.
+    /// `Err` when the latest snapshot no longer has the endpoint (fail closed).
+    pub fn current_endpoint(
+        &self,
+        conn: &ConnInfo,
+    ) -> Result<Option<kms_proto::registry::v1::Endpoint>, kms_proto::error::AwsError> {
+        let Some(known) = &conn.endpoint else {
+            return Ok(None);
+        };
+        let table = self
+            .endpoints
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match table {
+            None => Ok(Some(known.clone())),
+            Some(t) => match t.get(&known.vpce_id) {
+                Some(e) => Ok(Some(e.clone())),
+                None => Err(kms_proto::error::AwsError::new(
+                    "DependencyTimeoutException",
+                    "The VPC endpoint this connection came through no longer exists.",
+                )),
+            },
+        }
+    }
 }
 
 /// How long shutdown waits for open connections to finish.
@@ -122,6 +157,7 @@ pub async fn run(
         config,
         clients,
         kms_model: model::kms(),
+        endpoints: std::sync::RwLock::new(None),
         cloudtrail_model: model::cloudtrail(),
     });
     let public = listener.local_addr()?;

@@ -191,6 +191,13 @@ pub(crate) async fn follow_interfaces(
                     match message {
                         Ok(Some(snapshot)) => {
                             backoff = BACKOFF_START;
+                            let table = snapshot
+                                .endpoints
+                                .iter()
+                                .map(|e| (e.vpce_id.clone(), e.clone()))
+                                .collect();
+                            *state.endpoints.write().unwrap_or_else(|e| e.into_inner()) =
+                                Some(Arc::new(table));
                             unbound =
                                 apply(&state, port, &mut active, snapshot, &drain, false).await;
                         }

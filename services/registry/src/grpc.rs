@@ -178,6 +178,7 @@ impl From<&InterfaceTable> for pb::InterfaceSnapshot {
         Self {
             interfaces: t.interfaces().iter().map(Into::into).collect(),
             generation: t.generation,
+            endpoints: t.endpoints().iter().map(|e| e.as_ref().into()).collect(),
         }
     }
 }

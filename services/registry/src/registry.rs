@@ -79,6 +79,16 @@ impl InterfaceTable {
         &self.interfaces
     }
 
+    /// Every endpoint that has at least one interface, each once.
+    pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        let mut seen = std::collections::HashSet::new();
+        self.by_ip
+            .values()
+            .filter(|l| seen.insert(l.endpoint.vpce_id.clone()))
+            .map(|l| l.endpoint.clone())
+            .collect()
+    }
+
     /// The endpoint interface whose private IP is `ip`, if any.
     pub fn get(&self, ip: IpAddr) -> Option<&Listener> {
         self.by_ip.get(&canonical_ip(ip))
