@@ -39,8 +39,6 @@ def ec2(stack):
 
 
 def cleanup(ec2) -> None:
-    from botocore.exceptions import ClientError
-
     ours = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"].startswith(TEST_CIDR_PREFIXES)]
     if not ours:
         return
@@ -50,10 +48,9 @@ def cleanup(ec2) -> None:
     for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": ours}])["Subnets"]:
         ec2.delete_subnet(SubnetId=s["SubnetId"])
     for vpc_id in ours:
-        try:
-            ec2.delete_vpc(VpcId=vpc_id)
-        except ClientError:
-            pass
+        ec2.delete_vpc(VpcId=vpc_id)
+    left = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"].startswith(TEST_CIDR_PREFIXES)]
+    assert left == [], left
 
 
 @pytest.fixture(scope="module")
