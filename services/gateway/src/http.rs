@@ -65,8 +65,10 @@ pub async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let ec2 = is_ec2_request(req.headers());
     let mut resp = match process(&state, &conn, req, &request_id).await {
         Ok(r) => r,
+        Err(e) if ec2 => crate::query::error_response(&ec2_auth_error(e), &request_id),
         Err(e) => error_response(&e),
     };
     let h = resp.headers_mut();
@@ -77,6 +79,36 @@ pub async fn handle(
         h.insert(http::header::DATE, v);
     }
     Ok(resp)
+}
+
+/// Whether a request speaks EC2's Query protocol (its errors are EC2 XML):
+/// signed for `ec2`, or an unsigned form post without a JSON target.
+fn is_ec2_request(headers: &HeaderMap) -> bool {
+    match sigv4::parse_authorization(headers) {
+        Ok(Some(auth)) => auth.scope_service == "ec2",
+        _ => {
+            headers.get("x-amz-target").is_none()
+                && headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+        }
+    }
+}
+
+/// EC2's names for the authentication failures of the JSON protocols.
+fn ec2_auth_error(e: AwsError) -> AwsError {
+    let code = match e.code.as_str() {
+        "UnrecognizedClientException" => "AuthFailure",
+        "InvalidSignatureException" if e.message.starts_with("Signature expired") => {
+            "RequestExpired"
+        }
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "IncompleteSignatureException" => "IncompleteSignature",
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        _ => return e,
+    };
+    AwsError::new(code, e.message)
 }
 
 fn unknown_target(target: &str) -> AwsError {
