@@ -93,8 +93,10 @@ def set_policy(ec2, vpce_id: str, policy: dict | None) -> None:
         ec2.modify_vpc_endpoint(VpcEndpointId=vpce_id, PolicyDocument=json.dumps(policy))
 
 
-def recorded(cloudtrail, request_id: str) -> bool:
-    return by_request_id(lookup_events(cloudtrail, max_pages=5), request_id) is not None
+def recorded(cloudtrail, request_id: str, key_arn: str) -> bool:
+    events = lookup_events(cloudtrail, ("ResourceName", key_arn))
+    assert events, "the key's other calls are recorded"
+    return by_request_id(events, request_id) is not None
 
 
 def test_default_policy_allows_and_records_the_endpoint(stack, vpce, kms, cloudtrail, make_key):
@@ -104,7 +106,7 @@ def test_default_policy_allows_and_records_the_endpoint(stack, vpce, kms, cloudt
     out = via.encrypt(KeyId=key["KeyId"], Plaintext=b"through the endpoint")
     rid = out["ResponseMetadata"]["RequestId"]
     assert kms.decrypt(CiphertextBlob=out["CiphertextBlob"])["Plaintext"] == b"through the endpoint"
-    event = by_request_id(lookup_events(cloudtrail, ("EventName", "Encrypt"), max_pages=5), rid)
+    event = by_request_id(lookup_events(cloudtrail, ("ResourceName", key["Arn"])), rid)
     assert event is not None
     record = json.loads(event["CloudTrailEvent"])
     assert record["vpcEndpointId"] == vpce["id"]
@@ -137,7 +139,7 @@ def test_endpoint_policy_limits_operations_on_open_connections(stack, ec2, vpce,
         assert "VPC endpoint policy" in msg, msg
         rid = denied["error"].response["ResponseMetadata"]["RequestId"]
         # Denied only by the endpoint policy: not recorded.
-        assert not recorded(cloudtrail, rid)
+        assert not recorded(cloudtrail, rid, key["Arn"])
         # The public endpoint is not behind the endpoint policy.
         kms.encrypt(KeyId=key["KeyId"], Plaintext=b"public")
     finally:
