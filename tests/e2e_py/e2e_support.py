@@ -204,6 +204,11 @@ class Stack:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def log_dir(self) -> Path:
+        """Where the audit service delivers CloudTrail log and digest files."""
+        return cloudtrail_log_dir(self.data_dir)
+
     # -- endpoint ----------------------------------------------------------
     @property
     def host(self) -> str:
@@ -231,6 +236,12 @@ class Stack:
             region_name=region,
         )
         return session.client(service, endpoint_url=self.endpoint, region_name=region, config=retry_config())
+
+
+def cloudtrail_log_dir(data_dir: Path) -> Path:
+    """The CloudTrail log dir of a stack's data dir (it stands for the S3 bucket):
+    `AWSLogs/<account>/CloudTrail/...` and `AWSLogs/<account>/CloudTrail-Digest/...`."""
+    return Path(data_dir) / "cloudtrail"
 
 
 def start_stack(data_dir: Path, log_path: Path | None = None) -> Stack:

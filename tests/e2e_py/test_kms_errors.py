@@ -560,10 +560,8 @@ def test_accounts_do_not_see_each_others_keys_and_aliases(kms, kms_b, key):
 @pytest.mark.parametrize(
     "op,kwargs",
     [
-        ("sign", {"Message": b"m", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}),
         ("create_grant", {"GranteePrincipal": "arn:aws:iam::111122223333:root", "Operations": ["Decrypt"]}),
         ("list_grants", {}),
-        ("enable_key_rotation", {}),
     ],
 )
 def test_unsupported_operations(kms, key, op, kwargs):

@@ -20,6 +20,12 @@ pub enum Error {
     CommitFailed,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Log file or digest delivery failed (already logged).
+    #[error("delivery failed: {0}")]
+    Delivery(String),
+    /// Log file delivery is not configured (no log dir).
+    #[error("log file delivery is not configured")]
+    NoLogDir,
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
@@ -37,14 +43,23 @@ impl From<Error> for AwsError {
                 "InvalidNextTokenException",
                 "The next token is not valid, or was issued for a request with different parameters.",
             ),
-            Error::CommitFailed | Error::Corrupt(_) | Error::Database(_) => AwsError::internal(),
+            Error::NoLogDir => AwsError::new(
+                "UnsupportedOperationException",
+                "Log file delivery is not configured on this audit service (no log dir).",
+            ),
+            Error::CommitFailed | Error::Corrupt(_) | Error::Delivery(_) | Error::Database(_) => {
+                AwsError::internal()
+            }
         }
     }
 }
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        if matches!(e, Error::Corrupt(_) | Error::Database(_)) {
+        if matches!(
+            e,
+            Error::Corrupt(_) | Error::Delivery(_) | Error::Database(_)
+        ) {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit internal error");
         }
         AwsError::from(e).into()

@@ -4,6 +4,9 @@ use kms_proto::audit::v1 as pb;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use std::sync::Arc;
+
+use crate::delivery::Delivery;
 use crate::error::Error;
 use crate::lookup::{Cursor, Lookup, LookupRequest, StoredEvent};
 use crate::records::{Record, Resource};
@@ -13,11 +16,22 @@ use crate::writer::Appender;
 pub struct AuditService<S> {
     store: S,
     appender: Appender,
+    delivery: Option<Arc<Delivery>>,
 }
 
 impl<S: Store> AuditService<S> {
     pub fn new(store: S, appender: Appender) -> Self {
-        Self { store, appender }
+        Self {
+            store,
+            appender,
+            delivery: None,
+        }
+    }
+
+    /// Serve Flush and ListPublicKeys from this log file delivery.
+    pub fn with_delivery(mut self, delivery: Option<Arc<Delivery>>) -> Self {
+        self.delivery = delivery;
+        self
     }
 }
 
@@ -127,6 +141,50 @@ impl<S: Store> pb::audit_server::Audit for AuditService<S> {
         Ok(Response::new(pb::LookupEventsResponse {
             events: events.into_iter().map(pb::Event::from).collect(),
             next_token,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn flush(
+        &self,
+        request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        let delivery = self.delivery.as_ref().ok_or(Error::NoLogDir)?;
+        let flushed = delivery.flush(request.into_inner().digest).await?;
+        Ok(Response::new(pb::FlushResponse {
+            log_files: flushed.log_files,
+            digest_files: flushed.digest_files,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_public_keys(
+        &self,
+        request: Request<pb::ListPublicKeysRequest>,
+    ) -> Result<Response<pb::ListPublicKeysResponse>, Status> {
+        let r = request.into_inner();
+        if let (Some(s), Some(e)) = (r.start_time_ms, r.end_time_ms)
+            && s > e
+        {
+            return Err(Error::InvalidTimeRange(
+                "Occurs if the timestamp values are not valid. Either the start time occurs after the end time, or the time range is outside the range of possible values.".into(),
+            )
+            .into());
+        }
+        let Some(delivery) = &self.delivery else {
+            return Ok(Response::new(pb::ListPublicKeysResponse::default()));
+        };
+        let keys = delivery.public_keys(r.start_time_ms, r.end_time_ms).await?;
+        Ok(Response::new(pb::ListPublicKeysResponse {
+            public_key_list: keys
+                .into_iter()
+                .map(|k| pb::PublicKey {
+                    value: k.der,
+                    validity_start_time_ms: k.valid_from_ms,
+                    validity_end_time_ms: k.valid_to_ms,
+                    fingerprint: k.fingerprint,
+                })
+                .collect(),
         }))
     }
 }

@@ -4,13 +4,20 @@
 //! account, with that account's `recipientAccountId`, and `Append` answers only after the
 //! commit. Concurrent appends share one transaction (group commit, see `writer`).
 //! `LookupEvents` serves an account's events with CloudTrail's filters and pagination.
+//! With a log dir, committed events are also delivered as CloudTrail log files with signed,
+//! chained digest files (`delivery`, formats in `logfiles`), checked by `validate`
+//! (`kms-audit validate-logs`); `ListPublicKeys` serves the signing public keys.
 
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod grpc;
+pub mod logfiles;
 pub mod lookup;
 pub mod records;
+pub mod signing;
 pub mod store;
+pub mod validate;
 pub mod writer;
 
 use std::future::Future;
@@ -22,6 +29,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
 
+use crate::delivery::Delivery;
 use crate::grpc::AuditService;
 use crate::store::SqliteStore;
 use crate::writer::Appender;
@@ -42,7 +50,13 @@ pub async fn run(
 
     let store = SqliteStore::connect(&config.database_url).await?;
     let (appender, writer) = Appender::spawn(store.clone(), config.batch_max);
-    let service = AuditService::new(store.clone(), appender);
+    let delivery = Delivery::open(store.clone(), &config).await?;
+    let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel();
+    let deliverer = delivery.clone().map(|d| {
+        let interval = Duration::from_secs_f64(config.delivery_interval_secs.max(0.001));
+        d.spawn(interval, delivery_stopped)
+    });
+    let service = AuditService::new(store.clone(), appender).with_delivery(delivery);
     health
         .set_serving::<AuditServer<AuditService<SqliteStore>>>()
         .await;
@@ -57,6 +71,13 @@ pub async fn run(
     // queued and stops.
     if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {
         tracing::warn!("audit writer did not drain in time");
+    }
+    // Every committed record goes to the log files (and a digest) before stopping.
+    let _ = stop_delivery.send(());
+    if let Some(d) = deliverer
+        && tokio::time::timeout(DRAIN_TIMEOUT, d).await.is_err()
+    {
+        tracing::warn!("audit log delivery did not finish in time");
     }
     store.close().await;
     served?;

@@ -62,6 +62,16 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
+    /// The single-connection pool that writes (shared with the group-commit writer).
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// The pool that reads committed data.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -32,6 +32,8 @@ impl std::fmt::Debug for Secret {
 pub enum PrincipalType {
     Root,
     IamUser,
+    /// Temporary credentials of an STS AssumeRole session.
+    AssumedRole,
 }
 
 impl PrincipalType {
@@ -40,6 +42,7 @@ impl PrincipalType {
         match self {
             Self::Root => "Root",
             Self::IamUser => "IAMUser",
+            Self::AssumedRole => "AssumedRole",
         }
     }
 
@@ -47,6 +50,7 @@ impl PrincipalType {
         match s {
             "Root" => Some(Self::Root),
             "IAMUser" => Some(Self::IamUser),
+            "AssumedRole" => Some(Self::AssumedRole),
             _ => None,
         }
     }
@@ -89,6 +93,19 @@ pub struct AccessKey {
     pub user_name: String,
     pub status: KeyStatus,
     pub created_ms: i64,
+    /// Set for temporary credentials (AssumeRole sessions).
+    pub session: Option<SessionInfo>,
+}
+
+/// What temporary credentials carry besides the key pair.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Hex SHA-256 of the session token (the token itself is not kept).
+    pub token_sha256: String,
+    pub role_arn: String,
+    pub session_name: String,
+    /// Unix milliseconds after which the credentials are expired.
+    pub expires_ms: i64,
 }
 
 impl AccessKey {
@@ -104,6 +121,7 @@ impl AccessKey {
             user_name: String::new(),
             status: KeyStatus::Active,
             created_ms,
+            session: None,
         }
     }
 }
@@ -238,6 +256,23 @@ pub fn generate_access_key_id() -> String {
         "AKIA{}",
         random_chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 16).as_str()
     )
+}
+
+/// `prefix` followed by `n` characters of IAM's unique-id alphabet (`AIDA...`, `AROA...`).
+pub fn generate_id(prefix: &str, n: usize) -> String {
+    format!(
+        "{prefix}{}",
+        random_chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", n).as_str()
+    )
+}
+
+/// An STS session token: long, opaque, base64 alphabet.
+pub fn generate_session_token() -> Secret {
+    let chars = random_chars(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        356,
+    );
+    Secret::new(format!("IQoJb3JpZ2luX2Vj{}", chars.as_str()))
 }
 
 pub fn generate_secret() -> Secret {

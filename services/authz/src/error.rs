@@ -4,12 +4,20 @@ use kms_proto::error::AwsError;
 
 pub const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
+pub const EXPIRED_TOKEN: &str = "The security token included in the request is expired";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Unknown or inactive access key, or a security token we did not issue.
     #[error("unrecognized client")]
     UnrecognizedClient,
+    /// Temporary credentials past their expiration.
+    #[error("expired token")]
+    ExpiredToken,
+    /// An IAM / STS error with its Query-protocol code (NoSuchEntity, EntityAlreadyExists,
+    /// DeleteConflict, MalformedPolicyDocument, ValidationError, LimitExceeded, AccessDenied).
+    #[error("{0}: {1}")]
+    Iam(&'static str, String),
     /// Malformed signing input (AWS's message).
     #[error("incomplete signature: {0}")]
     IncompleteSignature(String),
@@ -36,6 +44,8 @@ impl From<Error> for AwsError {
             Error::UnrecognizedClient => {
                 AwsError::new("UnrecognizedClientException", INVALID_TOKEN)
             }
+            Error::ExpiredToken => AwsError::new("ExpiredTokenException", EXPIRED_TOKEN),
+            Error::Iam(code, m) => AwsError::new(code, m),
             Error::IncompleteSignature(m) => AwsError::new("IncompleteSignatureException", m),
             Error::InvalidSignature(m) => AwsError::new("InvalidSignatureException", m),
             Error::Validation(m) => AwsError::new("ValidationException", m),

@@ -11,20 +11,28 @@ use tracing::instrument;
 use crate::accounts::{AccessKey, AccountSpec};
 use crate::authorize::{AccessRequest, Authorizer, CallerInfo, Origin};
 use crate::clock::Clock;
+use crate::iam::Iam;
 use crate::sigv4::{Authenticator, SignedRequest};
 use crate::store::Store;
 
 pub struct AuthzService<S> {
     store: Arc<S>,
+    iam: Arc<Iam>,
     authenticator: Arc<Authenticator<S>>,
     authorizer: Authorizer,
     clock: Arc<dyn Clock>,
 }
 
 impl<S: Store> AuthzService<S> {
-    pub fn new(store: Arc<S>, authenticator: Arc<Authenticator<S>>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<S>,
+        iam: Arc<Iam>,
+        authenticator: Arc<Authenticator<S>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
+            iam,
             authenticator,
             authorizer: Authorizer::new(),
             clock,
@@ -93,6 +101,10 @@ impl From<pb::AuthorizeRequest> for AccessRequest {
 }
 
 fn caller(key: AccessKey) -> Caller {
+    let (role_arn, session_name) = key
+        .session
+        .map(|s| (s.role_arn, s.session_name))
+        .unwrap_or_default();
     Caller {
         account_id: key.account_id,
         arn: key.principal_arn,
@@ -100,8 +112,8 @@ fn caller(key: AccessKey) -> Caller {
         principal_type: key.principal_type.as_str().to_owned(),
         user_name: key.user_name,
         access_key_id: key.access_key_id,
-        role_arn: String::new(),
-        session_name: String::new(),
+        role_arn,
+        session_name,
     }
 }
 
@@ -134,7 +146,13 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let req = AccessRequest::from(request.into_inner());
+        let mut req = AccessRequest::from(request.into_inner());
+        // The identity side: the caller's own policies from this service's store, merged
+        // with any the RPC's caller supplied.
+        if let Some(c) = &req.caller {
+            let stored = self.iam.identity_policies(c).await?;
+            req.identity_policies.extend(stored.iter().cloned());
+        }
         let d = self.authorizer.decide(&req, self.clock.now())?;
         if !d.allowed {
             tracing::debug!(
@@ -197,5 +215,188 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
             })
             .collect();
         Ok(Response::new(pb::ListAccountsResponse { accounts }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<pb::IamUserRequest>,
+    ) -> Result<Response<pb::IamUser>, Status> {
+        let user = self.iam.create_user(request.into_inner()).await?;
+        tracing::info!(account_id = %user.account_id, user_name = %user.user_name, "IAM user created");
+        Ok(Response::new(user))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::IamUserRequest>,
+    ) -> Result<Response<pb::IamUser>, Status> {
+        Ok(Response::new(
+            self.iam.get_user(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListIamUsersRequest>,
+    ) -> Result<Response<pb::ListIamUsersResponse>, Status> {
+        let users = self.iam.list_users(request.into_inner()).await?;
+        Ok(Response::new(pb::ListIamUsersResponse { users }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::IamUserRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.delete_user(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn create_access_key(
+        &self,
+        request: Request<pb::IamUserRequest>,
+    ) -> Result<Response<pb::IamAccessKey>, Status> {
+        let key = self.iam.create_access_key(request.into_inner()).await?;
+        tracing::info!(account_id = %key.account_id, access_key_id = %key.access_key_id, "access key created");
+        let response = access_key_pb(&key, true);
+        self.authenticator.remember(key);
+        Ok(Response::new(response))
+    }
+
+    async fn list_access_keys(
+        &self,
+        request: Request<pb::IamUserRequest>,
+    ) -> Result<Response<pb::ListIamAccessKeysResponse>, Status> {
+        let keys = self.iam.list_access_keys(request.into_inner()).await?;
+        Ok(Response::new(pb::ListIamAccessKeysResponse {
+            access_keys: keys.iter().map(|k| access_key_pb(k, false)).collect(),
+        }))
+    }
+
+    async fn update_access_key(
+        &self,
+        request: Request<pb::IamAccessKeyRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        let key = self.iam.update_access_key(request.into_inner()).await?;
+        self.authenticator.remember(key);
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn delete_access_key(
+        &self,
+        request: Request<pb::IamAccessKeyRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        let r = request.into_inner();
+        let id = r.access_key_id.clone();
+        self.iam.delete_access_key(r).await?;
+        self.authenticator.forget(&id);
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateIamRoleRequest>,
+    ) -> Result<Response<pb::IamRole>, Status> {
+        Ok(Response::new(
+            self.iam.create_role(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_role(
+        &self,
+        request: Request<pb::IamRoleRequest>,
+    ) -> Result<Response<pb::IamRole>, Status> {
+        Ok(Response::new(
+            self.iam.get_role(request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<pb::IamRoleRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.delete_role(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn put_inline_policy(
+        &self,
+        request: Request<pb::InlinePolicy>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.put_inline_policy(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn get_inline_policy(
+        &self,
+        request: Request<pb::InlinePolicyRequest>,
+    ) -> Result<Response<pb::InlinePolicy>, Status> {
+        Ok(Response::new(
+            self.iam.get_inline_policy(request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_inline_policy(
+        &self,
+        request: Request<pb::InlinePolicyRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.delete_inline_policy(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn list_inline_policies(
+        &self,
+        request: Request<pb::InlinePolicyRequest>,
+    ) -> Result<Response<pb::ListInlinePoliciesResponse>, Status> {
+        let policy_names = self.iam.list_inline_policies(request.into_inner()).await?;
+        Ok(Response::new(pb::ListInlinePoliciesResponse {
+            policy_names,
+        }))
+    }
+
+    #[instrument(skip_all, fields(role_arn = %request.get_ref().role_arn))]
+    async fn assume_role(
+        &self,
+        request: Request<pb::AssumeRoleRequest>,
+    ) -> Result<Response<pb::AssumeRoleResponse>, Status> {
+        let r = request.into_inner();
+        let access = AccessRequest::from(pb::AuthorizeRequest {
+            context: r.context.clone(),
+            ..Default::default()
+        });
+        let Some(caller) = access.caller else {
+            return Err(Status::unauthenticated(crate::authorize::NO_CALLER));
+        };
+        let (key, token) = self
+            .iam
+            .assume_role(caller, access.origin, &self.authorizer, &r)
+            .await?;
+        let Some(session) = key.session.clone() else {
+            return Err(crate::error::Error::Corrupt("session without session data".into()).into());
+        };
+        tracing::info!(access_key_id = %key.access_key_id, arn = %key.principal_arn, "role assumed");
+        let response = pb::AssumeRoleResponse {
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: key.secret.expose().to_owned(),
+            session_token: token.expose().to_owned(),
+            expiration_ms: session.expires_ms,
+            assumed_role_id: key.principal_id.clone(),
+            arn: key.principal_arn.clone(),
+        };
+        self.authenticator.remember(key);
+        Ok(Response::new(response))
+    }
+}
+
+fn access_key_pb(key: &AccessKey, with_secret: bool) -> pb::IamAccessKey {
+    pb::IamAccessKey {
+        user_name: key.user_name.clone(),
+        access_key_id: key.access_key_id.clone(),
+        status: key.status.as_str().to_owned(),
+        secret_access_key: if with_secret {
+            key.secret.expose().to_owned()
+        } else {
+            String::new()
+        },
+        create_date_ms: key.created_ms,
     }
 }

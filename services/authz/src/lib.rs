@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod iam;
 pub mod policy;
 pub mod sigv4;
 pub mod store;
@@ -59,7 +60,8 @@ pub async fn run_with_clock(
         clock.clone(),
         Duration::from_secs(config.max_clock_skew_secs),
     ));
-    let service = AuthzService::new(store, authenticator, clock);
+    let iam = Arc::new(iam::Iam::new(store.pool.clone(), clock.clone()));
+    let service = AuthzService::new(store, iam, authenticator, clock);
     health
         .set_serving::<AuthzServer<AuthzService<SqliteStore>>>()
         .await;

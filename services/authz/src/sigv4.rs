@@ -195,6 +195,14 @@ impl<S: Store> Authenticator<S> {
             .insert(id, cached);
     }
 
+    /// Drop a key from the cache (deleted keys).
+    pub fn forget(&self, access_key_id: &str) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(access_key_id);
+    }
+
     async fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<CachedKey>>, Error> {
         if let Some(k) = self
             .keys
@@ -247,9 +255,19 @@ impl<S: Store> Authenticator<S> {
         // Constant-time comparison of the expected and provided tags.
         hmac::verify(&signing_key, req.string_to_sign.as_bytes(), &provided)
             .map_err(|_| Error::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
-        // No temporary credentials are issued yet, so no session token can be valid.
-        if !req.security_token.is_empty() {
-            return Err(Error::UnrecognizedClient);
+        match &cached.key.session {
+            // Long-term keys take no session token.
+            None if !req.security_token.is_empty() => return Err(Error::UnrecognizedClient),
+            None => {}
+            Some(session) => {
+                if !crate::iam::token_matches(session, &req.security_token) {
+                    return Err(Error::UnrecognizedClient);
+                }
+                let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+                if now_ms >= session.expires_ms {
+                    return Err(Error::ExpiredToken);
+                }
+            }
         }
         Ok(cached.key.clone())
     }

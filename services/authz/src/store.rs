@@ -36,7 +36,7 @@ pub trait Store: Send + Sync + 'static {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/authz");
@@ -90,6 +90,7 @@ impl TryFrom<AccessKeyRow> for AccessKey {
             user_name: r.user_name,
             status,
             created_ms: r.created_ms,
+            session: None,
         })
     }
 }
@@ -158,7 +159,10 @@ impl Store for SqliteStore {
         .bind(access_key_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(AccessKey::try_from).transpose()
+        match row {
+            Some(r) => AccessKey::try_from(r).map(Some),
+            None => crate::iam::session_key(&self.pool, access_key_id).await,
+        }
     }
 
     async fn create_account(&self, account: &NewAccount) -> Result<(), Error> {

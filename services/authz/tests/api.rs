@@ -833,3 +833,459 @@ async fn invalid_bootstrap_file_fails_startup() {
     .expect("startup should fail, not serve");
     assert!(result.is_err());
 }
+
+// ---- IAM identities, their policies in decisions, STS sessions ----
+
+use kms_proto::authz::v1::{
+    AssumeRoleRequest, CreateIamRoleRequest, IamAccessKeyRequest, IamRoleRequest, IamUserRequest,
+    InlinePolicy, InlinePolicyRequest, ListIamUsersRequest,
+};
+
+const ACCOUNT: &str = "111122223333";
+const ENCRYPT_POLICY: &str = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*"}}"#;
+
+fn user_ref(name: &str) -> IamUserRequest {
+    IamUserRequest {
+        account_id: ACCOUNT.into(),
+        user_name: name.into(),
+        path: String::new(),
+    }
+}
+
+fn user_policy(user: &str, name: &str) -> InlinePolicyRequest {
+    InlinePolicyRequest {
+        account_id: ACCOUNT.into(),
+        principal_kind: "user".into(),
+        principal_name: user.into(),
+        policy_name: name.into(),
+    }
+}
+
+async fn authenticate(app: &mut TestApp, r: AuthenticateRequest) -> Result<Caller, AwsError> {
+    app.client
+        .authenticate(r)
+        .await
+        .map(|r| r.into_inner().caller.unwrap())
+        .map_err(|s| AwsError::from_status(&s))
+}
+
+#[tokio::test]
+async fn iam_users_keys_and_inline_policies_drive_decisions() {
+    let mut app = spawn_app().await;
+    let bob = app
+        .client
+        .create_user(user_ref("Bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bob.arn, "arn:aws:iam::111122223333:user/Bob");
+    assert!(bob.user_id.starts_with("AIDA") && bob.user_id.len() == 21);
+    let dup = aws_error(app.client.create_user(user_ref("bob")).await);
+    assert_eq!(dup.code, "EntityAlreadyExists");
+    assert_eq!(dup.message, "User with name bob already exists.");
+    let bad = aws_error(app.client.create_user(user_ref("no spaces")).await);
+    assert_eq!(bad.code, "ValidationError");
+    let missing = aws_error(app.client.get_user(user_ref("Nobody")).await);
+    assert_eq!(
+        (missing.code.as_str(), missing.message.as_str()),
+        ("NoSuchEntity", "The user with name Nobody cannot be found.")
+    );
+    let users = app
+        .client
+        .list_users(ListIamUsersRequest {
+            account_id: ACCOUNT.into(),
+            path_prefix: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert_eq!(users.len(), 1);
+
+    // An access key of Bob signs as Bob.
+    let key = app
+        .client
+        .create_access_key(user_ref("Bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(key.access_key_id.starts_with("AKIA"));
+    assert_eq!(key.secret_access_key.len(), 40);
+    let caller = authenticate(
+        &mut app,
+        signed(
+            &key.access_key_id,
+            &key.secret_access_key,
+            "20260102T000000Z",
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(caller.principal_type, "IAMUser");
+    assert_eq!(caller.arn, bob.arn);
+    assert_eq!(caller.principal_id, bob.user_id);
+    assert_eq!(caller.user_name, "Bob");
+    let listed = app
+        .client
+        .list_access_keys(user_ref("Bob"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.access_keys.len(), 1);
+    assert!(listed.access_keys[0].secret_access_key.is_empty());
+
+    // Without a policy Bob is denied (the default key policy delegates to IAM); his stored
+    // inline policy allows, and removing it denies again (the cache follows writes).
+    let denied = decide(&mut app, authorize_request(caller.clone(), "kms:Encrypt")).await;
+    assert_eq!(
+        denied.reason,
+        format!(
+            "User: arn:aws:iam::111122223333:user/Bob is not authorized to perform: kms:Encrypt on resource: {KEY_ARN} because no identity-based policy allows the kms:Encrypt action"
+        )
+    );
+    let malformed = aws_error(
+        app.client
+            .put_inline_policy(InlinePolicy {
+                account_id: ACCOUNT.into(),
+                principal_kind: "user".into(),
+                principal_name: "Bob".into(),
+                policy_name: "bad".into(),
+                policy_document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},]}"#.into(),
+            })
+            .await,
+    );
+    assert_eq!(malformed.code, "MalformedPolicyDocument");
+    app.client
+        .put_inline_policy(InlinePolicy {
+            account_id: ACCOUNT.into(),
+            principal_kind: "user".into(),
+            principal_name: "bob".into(),
+            policy_name: "encrypt".into(),
+            policy_document: ENCRYPT_POLICY.into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        decide(&mut app, authorize_request(caller.clone(), "kms:Encrypt"))
+            .await
+            .allowed
+    );
+    assert!(
+        !decide(&mut app, authorize_request(caller.clone(), "kms:Decrypt"))
+            .await
+            .allowed
+    );
+    let got = app
+        .client
+        .get_inline_policy(user_policy("Bob", "encrypt"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.policy_document, ENCRYPT_POLICY);
+    assert_eq!(
+        app.client
+            .list_inline_policies(user_policy("Bob", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .policy_names,
+        ["encrypt"]
+    );
+
+    // Users with keys or policies cannot be deleted.
+    let conflict = aws_error(app.client.delete_user(user_ref("Bob")).await);
+    assert_eq!(
+        (conflict.code.as_str(), conflict.message.as_str()),
+        (
+            "DeleteConflict",
+            "Cannot delete entity, must delete access keys first."
+        )
+    );
+
+    // An inactive key no longer authenticates; active again, it does.
+    let set = |status: &str| IamAccessKeyRequest {
+        account_id: ACCOUNT.into(),
+        user_name: "Bob".into(),
+        access_key_id: key.access_key_id.clone(),
+        status: status.into(),
+    };
+    app.client.update_access_key(set("Inactive")).await.unwrap();
+    let refused = authenticate(
+        &mut app,
+        signed(
+            &key.access_key_id,
+            &key.secret_access_key,
+            "20260102T000000Z",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, "UnrecognizedClientException");
+    app.client.update_access_key(set("Active")).await.unwrap();
+    authenticate(
+        &mut app,
+        signed(
+            &key.access_key_id,
+            &key.secret_access_key,
+            "20260102T000000Z",
+        ),
+    )
+    .await
+    .unwrap();
+    app.client.delete_access_key(set("")).await.unwrap();
+    assert_eq!(
+        authenticate(
+            &mut app,
+            signed(
+                &key.access_key_id,
+                &key.secret_access_key,
+                "20260102T000000Z"
+            ),
+        )
+        .await
+        .unwrap_err()
+        .code,
+        "UnrecognizedClientException"
+    );
+    let conflict = aws_error(app.client.delete_user(user_ref("Bob")).await);
+    assert_eq!(
+        conflict.message,
+        "Cannot delete entity, must delete policies first."
+    );
+    app.client
+        .delete_inline_policy(user_policy("Bob", "encrypt"))
+        .await
+        .unwrap();
+    assert!(
+        !decide(&mut app, authorize_request(caller.clone(), "kms:Encrypt"))
+            .await
+            .allowed
+    );
+    let gone = aws_error(
+        app.client
+            .delete_inline_policy(user_policy("Bob", "encrypt"))
+            .await,
+    );
+    assert_eq!(
+        gone.message,
+        "The user policy with name encrypt cannot be found."
+    );
+    app.client.delete_user(user_ref("Bob")).await.unwrap();
+    assert_eq!(
+        aws_error(app.client.get_user(user_ref("Bob")).await).code,
+        "NoSuchEntity"
+    );
+}
+
+fn trust(principal: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}}}"#
+    )
+}
+
+fn assume(caller: Caller, role_arn: &str, duration: i32) -> AssumeRoleRequest {
+    AssumeRoleRequest {
+        context: Some(RequestContext {
+            caller: Some(caller),
+            source_ip: "203.0.113.10".into(),
+            region: "us-east-1".into(),
+            ..Default::default()
+        }),
+        role_arn: role_arn.into(),
+        role_session_name: "s1".into(),
+        duration_seconds: duration,
+    }
+}
+
+#[tokio::test]
+async fn assume_role_trust_sessions_and_expiry() {
+    let mut app = spawn_app().await;
+    let role = app
+        .client
+        .create_role(CreateIamRoleRequest {
+            account_id: ACCOUNT.into(),
+            role_name: "App".into(),
+            path: String::new(),
+            assume_role_policy_document: trust("arn:aws:iam::111122223333:user/Bob"),
+            description: String::new(),
+            max_session_duration: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(role.arn, "arn:aws:iam::111122223333:role/App");
+    assert_eq!(role.max_session_duration, 3600);
+    let no_principal = aws_error(
+        app.client
+            .create_role(CreateIamRoleRequest {
+                account_id: ACCOUNT.into(),
+                role_name: "Bad".into(),
+                assume_role_policy_document: ENCRYPT_POLICY.into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(no_principal.code, "MalformedPolicyDocument");
+
+    // Roots may not assume roles; a user the trust policy does not name is denied.
+    let root_try = aws_error(
+        app.client
+            .assume_role(assume(root(ACCOUNT), &role.arn, 0))
+            .await,
+    );
+    assert_eq!(
+        (root_try.code.as_str(), root_try.message.as_str()),
+        ("AccessDenied", "Roles may not be assumed by root accounts.")
+    );
+    let carol = aws_error(
+        app.client
+            .assume_role(assume(user(ACCOUNT, "Carol"), &role.arn, 0))
+            .await,
+    );
+    assert_eq!(
+        carol.message,
+        "User: arn:aws:iam::111122223333:user/Carol is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/App"
+    );
+    let too_short = aws_error(
+        app.client
+            .assume_role(assume(user(ACCOUNT, "Bob"), &role.arn, 899))
+            .await,
+    );
+    assert_eq!(too_short.code, "ValidationError");
+    let too_long = aws_error(
+        app.client
+            .assume_role(assume(user(ACCOUNT, "Bob"), &role.arn, 7200))
+            .await,
+    );
+    assert_eq!(
+        too_long.message,
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    );
+
+    let creds = app
+        .client
+        .assume_role(assume(user(ACCOUNT, "Bob"), &role.arn, 900))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(creds.access_key_id.starts_with("ASIA"));
+    assert_eq!(creds.arn, "arn:aws:sts::111122223333:assumed-role/App/s1");
+    assert_eq!(creds.assumed_role_id, format!("{}:s1", role.role_id));
+    assert_eq!(creds.expiration_ms, NOW.unix_timestamp() * 1000 + 900_000);
+
+    let mut req = signed(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        "20260102T000000Z",
+    );
+    // Without (or with a wrong) token, session keys are refused.
+    assert_eq!(
+        authenticate(&mut app, req.clone()).await.unwrap_err().code,
+        "UnrecognizedClientException"
+    );
+    req.security_token = format!("{}x", creds.session_token);
+    assert_eq!(
+        authenticate(&mut app, req.clone()).await.unwrap_err().code,
+        "UnrecognizedClientException"
+    );
+    req.security_token = creds.session_token.clone();
+    let session = authenticate(&mut app, req).await.unwrap();
+    assert_eq!(session.principal_type, "AssumedRole");
+    assert_eq!(session.arn, creds.arn);
+    assert_eq!(session.role_arn, role.arn);
+    assert_eq!(session.session_name, "s1");
+    assert_eq!(session.principal_id, creds.assumed_role_id);
+
+    // The session's identity side is the role's inline policies.
+    let denied = decide(&mut app, authorize_request(session.clone(), "kms:Encrypt")).await;
+    assert!(denied.reason.starts_with(
+        "User: arn:aws:sts::111122223333:assumed-role/App/s1 is not authorized to perform: kms:Encrypt"
+    ));
+    app.client
+        .put_inline_policy(InlinePolicy {
+            account_id: ACCOUNT.into(),
+            principal_kind: "role".into(),
+            principal_name: "App".into(),
+            policy_name: "encrypt".into(),
+            policy_document: ENCRYPT_POLICY.into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        decide(&mut app, authorize_request(session.clone(), "kms:Encrypt"))
+            .await
+            .allowed
+    );
+    let conflict = aws_error(
+        app.client
+            .delete_role(IamRoleRequest {
+                account_id: ACCOUNT.into(),
+                role_name: "App".into(),
+            })
+            .await,
+    );
+    assert_eq!(conflict.code, "DeleteConflict");
+
+    // Role chaining: the session assumes a role whose trust policy names its role; chained
+    // sessions last at most an hour.
+    let chained = app
+        .client
+        .create_role(CreateIamRoleRequest {
+            account_id: ACCOUNT.into(),
+            role_name: "Chained".into(),
+            assume_role_policy_document: trust(&role.arn),
+            max_session_duration: 7200,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let long = aws_error(
+        app.client
+            .assume_role(assume(session.clone(), &chained.arn, 7200))
+            .await,
+    );
+    assert_eq!(
+        long.message,
+        "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+    );
+    let second = app
+        .client
+        .assume_role(assume(session.clone(), &chained.arn, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        second.arn,
+        "arn:aws:sts::111122223333:assumed-role/Chained/s1"
+    );
+    assert_eq!(
+        second.expiration_ms,
+        NOW.unix_timestamp() * 1000 + 3_600_000
+    );
+
+    // After 900 s the credentials are expired.
+    app.clock.set(NOW + Duration::from_secs(900));
+    let mut late = signed(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        "20260102T001500Z",
+    );
+    late.security_token = creds.session_token.clone();
+    let expired = authenticate(&mut app, late).await.unwrap_err();
+    assert_eq!(
+        (expired.code.as_str(), expired.message.as_str()),
+        (
+            "ExpiredTokenException",
+            "The security token included in the request is expired"
+        )
+    );
+    app.clock.set(NOW + Duration::from_secs(899));
+    let mut still = signed(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        "20260102T001459Z",
+    );
+    still.security_token = creds.session_token;
+    authenticate(&mut app, still).await.unwrap();
+}

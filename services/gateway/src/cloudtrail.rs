@@ -1,12 +1,14 @@
-//! The CloudTrail JSON 1.1 protocol: LookupEvents over the audit service.
-//! A caller sees only the records delivered to its own account.
+//! The CloudTrail JSON 1.1 protocol: LookupEvents and ListPublicKeys over the audit service.
+//! A caller sees only the records delivered to its own account; the digest signing public
+//! keys are the service's (regional in AWS), the same for every caller.
 
 use crate::State;
 use crate::http::json_response;
+use base64::Engine;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use kms_proto::audit::v1::LookupEventsRequest;
+use kms_proto::audit::v1::{ListPublicKeysRequest, LookupEventsRequest};
 use kms_proto::common::v1::RequestContext;
 use kms_proto::error::AwsError;
 use serde_json::{Value, json};
@@ -50,10 +52,15 @@ pub async fn call(
         })?
     };
     state.cloudtrail_model.validate_input(op, &request)?;
+    if op_name == "ListPublicKeys" {
+        return list_public_keys(state, &request).await;
+    }
     if op_name != "LookupEvents" {
         return Err(AwsError::new(
             "UnsupportedOperationException",
-            format!("CloudTrail {op_name} is not supported; this endpoint serves LookupEvents."),
+            format!(
+                "CloudTrail {op_name} is not supported; this endpoint serves LookupEvents and ListPublicKeys."
+            ),
         ));
     }
     let attrs = request
@@ -136,4 +143,42 @@ pub async fn call(
         out["NextToken"] = json!(resp.next_token);
     }
     Ok(json_response(out.to_string().into_bytes()))
+}
+
+/// ListPublicKeys: `Value` is the DER of the PKCS #1 public key (a blob: base64 on the wire),
+/// times are epoch seconds; no `ValidityEndTime` while a key is the current signing key.
+async fn list_public_keys(
+    state: &State,
+    request: &Value,
+) -> Result<Response<Full<Bytes>>, AwsError> {
+    let start = request.get("StartTime").map(timestamp_ms).transpose()?;
+    let end = request.get("EndTime").map(timestamp_ms).transpose()?;
+    let resp = state
+        .clients
+        .audit()
+        .list_public_keys(ListPublicKeysRequest {
+            start_time_ms: start,
+            end_time_ms: end,
+        })
+        .await
+        .map_err(|s| AwsError::from_status(&s))?
+        .into_inner();
+    let keys: Vec<Value> = resp
+        .public_key_list
+        .iter()
+        .map(|k| {
+            let mut v = json!({
+                "Value": base64::engine::general_purpose::STANDARD.encode(&k.value),
+                "ValidityStartTime": k.validity_start_time_ms as f64 / 1000.0,
+                "Fingerprint": k.fingerprint,
+            });
+            if let Some(end) = k.validity_end_time_ms {
+                v["ValidityEndTime"] = json!(end as f64 / 1000.0);
+            }
+            v
+        })
+        .collect();
+    Ok(json_response(
+        json!({ "PublicKeyList": keys }).to_string().into_bytes(),
+    ))
 }

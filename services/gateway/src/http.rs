@@ -65,11 +65,23 @@ pub async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let ec2 = is_ec2_request(req.headers());
+    let query_service = query_service(req.headers());
     let mut resp = match process(&state, &conn, req, &request_id).await {
         Ok(r) => r,
-        Err(e) if ec2 => crate::query::error_response(&ec2_auth_error(e), &request_id),
-        Err(e) => error_response(&e),
+        Err(e) => match query_service {
+            Some("ec2") => crate::query::error_response(&ec2_auth_error(e), &request_id),
+            Some("iam") => crate::iam::error_response(
+                crate::iam::IAM_XMLNS,
+                &crate::iam::auth_error(e),
+                &request_id,
+            ),
+            Some("sts") => crate::iam::error_response(
+                crate::sts::STS_XMLNS,
+                &crate::iam::auth_error(e),
+                &request_id,
+            ),
+            _ => error_response(&e),
+        },
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -81,18 +93,23 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// Whether a request speaks EC2's Query protocol (its errors are EC2 XML):
-/// signed for `ec2`, or an unsigned form post without a JSON target.
-fn is_ec2_request(headers: &HeaderMap) -> bool {
+/// Which Query-protocol service a request speaks, if any (its errors are that service's
+/// XML): signed for `ec2`, `iam` or `sts`, or (EC2) an unsigned form post without a JSON
+/// target.
+fn query_service(headers: &HeaderMap) -> Option<&'static str> {
     match sigv4::parse_authorization(headers) {
-        Ok(Some(auth)) => auth.scope_service == "ec2",
-        _ => {
-            headers.get("x-amz-target").is_none()
-                && headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-        }
+        Ok(Some(auth)) => match auth.scope_service.as_str() {
+            "ec2" => Some("ec2"),
+            "iam" => Some("iam"),
+            "sts" => Some("sts"),
+            _ => None,
+        },
+        _ => (headers.get("x-amz-target").is_none()
+            && headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")))
+        .then_some("ec2"),
     }
 }
 
@@ -122,32 +139,14 @@ fn unknown_target(target: &str) -> AwsError {
     )
 }
 
-/// EC2, IAM and STS speak the Query protocol (XML errors); their APIs come
-/// with the VPC endpoints and authorization issues.
-fn query_unsupported(service: &str, request_id: &str) -> Response<Full<Bytes>> {
-    let body = if service == "ec2" {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnsupportedOperation</Code><Message>The {service} API is not served by this endpoint yet.</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
-        )
-    } else {
-        format!(
-            "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>The {service} API is not served by this endpoint yet.</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-        )
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::BAD_REQUEST;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml"),
-    );
-    resp
-}
-
 enum Protocol<'a> {
     Kms(&'a str),
     CloudTrail(&'a str),
     /// The EC2 Query API (the VPC model); the action is in the form body.
     Ec2,
+    /// The IAM and STS Query APIs (identities, kept by authz).
+    Iam,
+    Sts,
 }
 
 async fn process(
@@ -203,7 +202,8 @@ async fn process(
                 .ok_or_else(|| unknown_target(target))?,
         ),
         "ec2" => Protocol::Ec2,
-        "iam" | "sts" => return Ok(query_unsupported(&service, request_id)),
+        "iam" => Protocol::Iam,
+        "sts" => Protocol::Sts,
         other => {
             return Err(AwsError::new(
                 "UnknownOperationException",
@@ -241,6 +241,8 @@ async fn process(
         Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,
         Protocol::CloudTrail(op) => crate::cloudtrail::call(state, ctx, op, &body).await,
         Protocol::Ec2 => crate::ec2::call(state, ctx, parts.uri.query(), &body).await,
+        Protocol::Iam => crate::iam::call(state, ctx, parts.uri.query(), &body).await,
+        Protocol::Sts => crate::sts::call(state, ctx, parts.uri.query(), &body).await,
     }
 }
 

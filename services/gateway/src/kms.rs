@@ -49,6 +49,16 @@ pub const SUPPORTED: &[&str] = &[
     "GetKeyPolicy",
     "PutKeyPolicy",
     "ListKeyPolicies",
+    "GetPublicKey",
+    "Sign",
+    "Verify",
+    "GenerateMac",
+    "VerifyMac",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "GetKeyRotationStatus",
+    "RotateKeyOnDemand",
+    "ListKeyRotations",
 ];
 
 /// CloudTrail marks these KMS events readOnly (cryptographic use and reads).
@@ -256,6 +266,32 @@ async fn dispatch(
         "PutKeyPolicy" => ks_call!(state, ctx, v, put_key_policy, ks::PutKeyPolicyRequest),
         "ListKeyPolicies" => {
             ks_call!(state, ctx, v, list_key_policies, ks::ListKeyPoliciesRequest)
+        }
+        "GetPublicKey" => ks_call!(state, ctx, v, get_public_key, ks::GetPublicKeyRequest),
+        "Sign" => ks_call!(state, ctx, v, sign, ks::SignRequest),
+        "Verify" => ks_call!(state, ctx, v, verify, ks::VerifyRequest),
+        "GenerateMac" => ks_call!(state, ctx, v, generate_mac, ks::GenerateMacRequest),
+        "VerifyMac" => ks_call!(state, ctx, v, verify_mac, ks::VerifyMacRequest),
+        "EnableKeyRotation" => ks_call!(
+            state,
+            ctx,
+            v,
+            enable_key_rotation,
+            ks::EnableKeyRotationRequest
+        ),
+        "DisableKeyRotation" => ks_call!(state, ctx, v, disable_key_rotation, ks::KeyIdRequest),
+        "GetKeyRotationStatus" => {
+            ks_call!(state, ctx, v, get_key_rotation_status, ks::KeyIdRequest)
+        }
+        "RotateKeyOnDemand" => ks_call!(state, ctx, v, rotate_key_on_demand, ks::KeyIdRequest),
+        "ListKeyRotations" => {
+            ks_call!(
+                state,
+                ctx,
+                v,
+                list_key_rotations,
+                ks::ListKeyRotationsRequest
+            )
         }
         other => Err(unknown_operation(other).into()),
     }

@@ -14,11 +14,13 @@ pub mod clients;
 pub mod cloudtrail;
 pub mod ec2;
 pub mod http;
+pub mod iam;
 pub mod kms;
 pub mod listeners;
 pub mod model;
 pub mod query;
 pub mod sigv4;
+pub mod sts;
 
 use clients::Clients;
 use std::collections::HashMap;

@@ -179,6 +179,62 @@ impl RootKey {
     }
 }
 
+impl RootKey {
+    /// Wraps a variable-length secret of a non-symmetric key (a PKCS#8 private key,
+    /// an HMAC key): nonce || ciphertext || tag, with the key spec in the AAD too, so
+    /// a row cannot be reinterpreted as another kind of key.
+    pub fn wrap_secret(
+        &self,
+        key_arn: &str,
+        material_id: u32,
+        key_spec: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let nonce = random_nonce()?;
+        let mut out = Vec::with_capacity(NONCE_LEN + secret.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        self.key.seal_append(
+            nonce,
+            &secret_aad(key_arn, material_id, key_spec),
+            secret,
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    /// Unwraps what [`RootKey::wrap_secret`] wrapped.
+    pub fn unwrap_secret(
+        &self,
+        key_arn: &str,
+        material_id: u32,
+        key_spec: &str,
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if wrapped.len() < NONCE_LEN + TAG_LEN {
+            return Err(CryptoError::Open);
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Open)?;
+        self.key
+            .open(nonce, &secret_aad(key_arn, material_id, key_spec), sealed)
+    }
+}
+
+/// Domain separation for the AAD of wrapped non-symmetric secrets.
+const SECRET_AAD_LABEL: &[u8] = b"kms-keystore wrapped private key v1";
+
+/// label || u32 BE len(arn) || arn || u32 BE material id || u32 BE len(spec) || spec.
+fn secret_aad(key_arn: &str, material_id: u32, key_spec: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(SECRET_AAD_LABEL.len() + 12 + key_arn.len() + key_spec.len());
+    aad.extend_from_slice(SECRET_AAD_LABEL);
+    aad.extend_from_slice(&(key_arn.len() as u32).to_be_bytes());
+    aad.extend_from_slice(key_arn.as_bytes());
+    aad.extend_from_slice(&material_id.to_be_bytes());
+    aad.extend_from_slice(&(key_spec.len() as u32).to_be_bytes());
+    aad.extend_from_slice(key_spec.as_bytes());
+    aad
+}
+
 /// AAD of wrapped material: label || u32 BE len(arn) || arn || u32 BE material id.
 fn wrap_aad(key_arn: &str, material_id: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(WRAP_AAD_LABEL.len() + 8 + key_arn.len());

@@ -43,6 +43,12 @@ pub enum Error {
     IncorrectKey,
     #[error("{0}")]
     InvalidKeyUsage(String),
+    /// Verify: the signature does not verify.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// VerifyMac: the MAC does not verify.
+    #[error("invalid mac")]
+    InvalidMac,
     #[error("{0}")]
     Validation(String),
     #[error("{0}")]
@@ -103,6 +109,8 @@ impl From<Error> for AwsError {
                     .to_owned(),
             ),
             Error::InvalidKeyUsage(m) => ("InvalidKeyUsageException", m),
+            Error::InvalidSignature => ("KMSInvalidSignatureException", String::new()),
+            Error::InvalidMac => ("KMSInvalidMacException", String::new()),
             Error::Validation(m) => ("ValidationException", m),
             Error::Unsupported(m) => ("UnsupportedOperationException", m),
             Error::MalformedPolicy(m) => ("MalformedPolicyDocumentException", m),

@@ -14,10 +14,11 @@ use kms_proto::keystore::v1 as pb;
 use pb::key_store_server::KeyStore;
 use tonic::{Request, Response, Status};
 
+use crate::asymmetric;
 use crate::crypto;
 use crate::error::Result;
 use crate::model::{
-    ALGORITHM_SYMMETRIC_DEFAULT, AliasRecord, Caller, DEFAULT_POLICY_NAME, KEY_MANAGER_CUSTOMER,
+    AliasRecord, Caller, DEFAULT_POLICY_NAME, KEY_MANAGER_CUSTOMER, KEY_SPEC_SYMMETRIC_DEFAULT,
     KeyRecord, KeyState, Tag, is_account_id, ms_to_epoch_seconds,
 };
 use crate::service::{CreateKeyInput, KeyService, Page, ReEncryptInput};
@@ -90,14 +91,16 @@ fn metadata(r: &KeyRecord) -> pb::KeyMetadata {
         key_manager: KEY_MANAGER_CUSTOMER.to_owned(),
         customer_master_key_spec: r.key_spec.clone(),
         key_spec: r.key_spec.clone(),
-        encryption_algorithms: vec![ALGORITHM_SYMMETRIC_DEFAULT.to_owned()],
+        encryption_algorithms: asymmetric::encryption_algorithms(&r.key_spec, &r.key_usage),
         multi_region: r.multi_region,
         // AWS shows it only for multi-Region primary keys awaiting replica deletion.
         pending_deletion_window_in_days: None,
-        signing_algorithms: Vec::new(),
-        mac_algorithms: Vec::new(),
+        signing_algorithms: asymmetric::signing_algorithms(&r.key_spec, &r.key_usage),
+        mac_algorithms: asymmetric::mac_algorithms(&r.key_spec),
         key_agreement_algorithms: Vec::new(),
-        current_key_material_id: Some(crypto::material_public_id(&r.id, r.current_material_id)),
+        // AWS shows it for symmetric encryption keys only.
+        current_key_material_id: (r.key_spec == KEY_SPEC_SYMMETRIC_DEFAULT)
+            .then(|| crypto::material_public_id(&r.id, r.current_material_id)),
     }
 }
 
@@ -308,7 +311,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         Ok(Response::new(pb::EncryptResponse {
             ciphertext_blob: out.ciphertext_blob,
             key_id: out.key_arn,
-            encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+            encryption_algorithm: out.algorithm,
         }))
     }
 
@@ -333,8 +336,8 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
         Ok(Response::new(pb::DecryptResponse {
             key_id: out.key_arn,
             plaintext: take_secret(out.plaintext),
-            encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
-            key_material_id: Some(out.key_material_id),
+            encryption_algorithm: out.algorithm,
+            key_material_id: out.key_material_id,
         }))
     }
 
@@ -365,10 +368,10 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             ciphertext_blob: out.ciphertext_blob,
             source_key_id: out.source_key_arn,
             key_id: out.key_arn,
-            source_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
-            destination_encryption_algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
-            source_key_material_id: Some(out.source_key_material_id),
-            destination_key_material_id: Some(out.key_material_id),
+            source_encryption_algorithm: out.source_algorithm,
+            destination_encryption_algorithm: out.destination_algorithm,
+            source_key_material_id: out.source_key_material_id,
+            destination_key_material_id: out.key_material_id,
         }))
     }
 
@@ -621,6 +624,232 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             key_state: record.state.as_str().to_owned(),
             policy: record.policy,
             version: record.version,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn get_public_key(
+        &self,
+        request: Request<pb::GetPublicKeyRequest>,
+    ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let info = self.service.get_public_key(&caller, &r.key_id).await?;
+        let k = &info.record;
+        Ok(Response::new(pb::GetPublicKeyResponse {
+            key_id: k.arn.clone(),
+            public_key: info.public_key,
+            customer_master_key_spec: k.key_spec.clone(),
+            key_spec: k.key_spec.clone(),
+            key_usage: k.key_usage.clone(),
+            encryption_algorithms: asymmetric::encryption_algorithms(&k.key_spec, &k.key_usage),
+            signing_algorithms: asymmetric::signing_algorithms(&k.key_spec, &k.key_usage),
+            key_agreement_algorithms: Vec::new(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn sign(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self
+            .service
+            .sign_or_verify(
+                &caller,
+                &r.key_id,
+                &r.message,
+                r.message_type.as_deref(),
+                &r.signing_algorithm,
+                None,
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
+        Ok(Response::new(pb::SignResponse {
+            key_id: out.key_arn,
+            signature: out.signature,
+            signing_algorithm: r.signing_algorithm,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self
+            .service
+            .sign_or_verify(
+                &caller,
+                &r.key_id,
+                &r.message,
+                r.message_type.as_deref(),
+                &r.signing_algorithm,
+                Some(&r.signature),
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
+        Ok(Response::new(pb::VerifyResponse {
+            key_id: out.key_arn,
+            signature_valid: true,
+            signing_algorithm: r.signing_algorithm,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_mac(
+        &self,
+        request: Request<pb::GenerateMacRequest>,
+    ) -> Result<Response<pb::GenerateMacResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self
+            .service
+            .generate_or_verify_mac(
+                &caller,
+                &r.key_id,
+                &r.message,
+                &r.mac_algorithm,
+                None,
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
+        Ok(Response::new(pb::GenerateMacResponse {
+            mac: out.signature,
+            mac_algorithm: r.mac_algorithm,
+            key_id: out.key_arn,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn verify_mac(
+        &self,
+        request: Request<pb::VerifyMacRequest>,
+    ) -> Result<Response<pb::VerifyMacResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self
+            .service
+            .generate_or_verify_mac(
+                &caller,
+                &r.key_id,
+                &r.message,
+                &r.mac_algorithm,
+                Some(&r.mac),
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
+        Ok(Response::new(pb::VerifyMacResponse {
+            key_id: out.key_arn,
+            mac_valid: true,
+            mac_algorithm: r.mac_algorithm,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn enable_key_rotation(
+        &self,
+        request: Request<pb::EnableKeyRotationRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.enable_key_rotation(&caller, &r.key_id, r.rotation_period_in_days)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn disable_key_rotation(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move { s.disable_key_rotation(&caller, &r.key_id).await })
+            .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn get_key_rotation_status(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::GetKeyRotationStatusResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let status = self
+            .service
+            .get_key_rotation_status(&caller, &r.key_id)
+            .await?;
+        let k = &status.record;
+        Ok(Response::new(pb::GetKeyRotationStatusResponse {
+            key_rotation_enabled: status.enabled,
+            key_id: k.arn.clone(),
+            rotation_period_in_days: k.rotation_period_days.filter(|_| status.enabled),
+            next_rotation_date: k
+                .next_rotation_ms
+                .filter(|_| status.enabled)
+                .map(ms_to_epoch_seconds),
+            on_demand_rotation_start_date: None,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn rotate_key_on_demand(
+        &self,
+        request: Request<pb::KeyIdRequest>,
+    ) -> Result<Response<pb::RotateKeyOnDemandResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let key_id = self
+            .detached(move |s| async move { s.rotate_key_on_demand(&caller, &r.key_id).await })
+            .await?;
+        Ok(Response::new(pb::RotateKeyOnDemandResponse { key_id }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_key_rotations(
+        &self,
+        request: Request<pb::ListKeyRotationsRequest>,
+    ) -> Result<Response<pb::ListKeyRotationsResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_key_rotations(
+                &caller,
+                &r.key_id,
+                r.include_key_material.as_deref(),
+                r.limit,
+                r.marker.as_deref(),
+            )
+            .await?;
+        let (rotations, next_marker, truncated) =
+            page_parts(page, |(_, e)| pb::RotationsListEntry {
+                key_id: e.key_id,
+                key_material_id: Some(e.material_public_id),
+                key_material_state: Some(
+                    if e.current { "CURRENT" } else { "NON_CURRENT" }.to_owned(),
+                ),
+                rotation_date: e
+                    .info
+                    .rotation_type
+                    .is_some()
+                    .then(|| ms_to_epoch_seconds(e.info.created_ms)),
+                rotation_type: e.info.rotation_type,
+                ..Default::default()
+            });
+        Ok(Response::new(pb::ListKeyRotationsResponse {
+            rotations,
+            next_marker,
+            truncated,
         }))
     }
 }

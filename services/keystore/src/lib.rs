@@ -9,12 +9,16 @@
 //!   writes there first and updates its memory after the commit.
 //! - `crypto` (aws-lc-rs) does AES-256-GCM and wraps key material under the root key;
 //!   `blob` is the ciphertext format (docs/CIPHERTEXT.md).
+//! - `asymmetric` (aws-lc-rs) holds the private keys of RSA and ECC keys and the keys
+//!   of HMAC keys (wrapped under the root key at rest like symmetric material): Sign,
+//!   Verify, RSAES-OAEP, GenerateMac, VerifyMac.
 //! - `policy` checks the structure of key policy documents before they are stored.
 //! - The gateway authenticates callers and puts the caller, the region and the network
 //!   path in every request's `context`; identifiers are resolved in that account and
 //!   region (or in the account a key ARN names), and `authz` asks the authz service's
 //!   `Authorize` whether the caller may act on the key, before anything happens.
 
+mod asymmetric;
 mod authz;
 mod blob;
 mod config;
@@ -42,7 +46,8 @@ use crate::grpc::KeyStoreGrpc;
 use crate::service::KeyService;
 use crate::store::{SqliteStore, Store};
 
-/// How often keys whose waiting period has ended are deleted.
+/// How often keys whose waiting period has ended are deleted, and keys whose
+/// automatic rotation is due are rotated.
 const DELETION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Opens the database, applies its migrations, loads every key, then serves the
@@ -83,6 +88,9 @@ pub async fn run(
                 tick.tick().await;
                 if let Err(e) = service.purge_expired().await {
                     tracing::warn!(error = %e, "deleting expired keys failed; will retry");
+                }
+                if let Err(e) = service.rotate_due().await {
+                    tracing::warn!(error = %e, "automatic key rotation failed; will retry");
                 }
             }
         })

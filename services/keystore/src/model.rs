@@ -70,6 +70,10 @@ pub struct KeyRecord {
     pub current_material_id: u32,
     /// Bumped on every change (authz caches policies by it).
     pub version: i64,
+    /// Automatic rotation period; `None` when automatic rotation is off.
+    pub rotation_period_days: Option<i32>,
+    /// When the next automatic rotation is due.
+    pub next_rotation_ms: Option<i64>,
 }
 
 impl KeyRecord {
@@ -85,6 +89,9 @@ pub struct MaterialRecord {
     pub material_id: u32,
     pub wrapped: Vec<u8>,
     pub created_ms: i64,
+    /// `AUTOMATIC` or `ON_DEMAND` for materials made by a rotation; `None` for the
+    /// key's original material.
+    pub rotation_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Rewrites the mutable columns of an existing key.
     fn update_key(&self, key: &KeyRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A rotation: a new material and the key's new row (its current material),
+    /// atomically.
+    fn add_material(
+        &self,
+        key: &KeyRecord,
+        material: &MaterialRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The materials of a key, oldest first.
+    fn list_materials(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<MaterialInfo>>> + Send;
     /// Keys of an account and region ordered by id, starting after `after`.
     fn list_keys(
         &self,
@@ -144,6 +156,56 @@ impl SqliteStore {
     }
 }
 
+/// A material's public facts (no key bytes), for ListKeyRotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterialInfo {
+    pub material_id: u32,
+    pub created_ms: i64,
+    pub rotation_type: Option<String>,
+}
+
+async fn insert_material(
+    conn: &mut sqlx::SqliteConnection,
+    material: &MaterialRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO key_materials (key_id, material_id, wrapped, created, rotation_type) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&material.key_id)
+    .bind(material.material_id)
+    .bind(&material.wrapped)
+    .bind(material.created_ms)
+    .bind(&material.rotation_type)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn update_key_row(conn: &mut sqlx::SqliteConnection, key: &KeyRecord) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE keys SET description = ?, state = ?, enabled = ?, deletion_date = ?, \
+         pending_window_days = ?, policy = ?, current_material_id = ?, version = ?, \
+         rotation_period_days = ?, next_rotation_date = ? WHERE id = ?",
+    )
+    .bind(&key.description)
+    .bind(key.state.as_str())
+    .bind(key.enabled())
+    .bind(key.deletion_date_ms)
+    .bind(key.pending_window_days)
+    .bind(&key.policy)
+    .bind(key.current_material_id)
+    .bind(key.version)
+    .bind(key.rotation_period_days)
+    .bind(key.next_rotation_ms)
+    .bind(&key.id)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::corrupt(format!("key {} vanished", key.id)));
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct KeyRow {
     id: String,
@@ -162,6 +224,8 @@ struct KeyRow {
     multi_region: bool,
     current_material_id: i64,
     version: i64,
+    rotation_period_days: Option<i64>,
+    next_rotation_date: Option<i64>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -177,6 +241,11 @@ impl TryFrom<KeyRow> for KeyRecord {
             .map(i32::try_from)
             .transpose()
             .map_err(|_| StoreError::corrupt(format!("key {} has a bad window", r.id)))?;
+        let rotation_period_days = r
+            .rotation_period_days
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::corrupt(format!("key {} has a bad period", r.id)))?;
         Ok(KeyRecord {
             id: r.id,
             account_id: r.account_id,
@@ -194,6 +263,8 @@ impl TryFrom<KeyRow> for KeyRecord {
             multi_region: r.multi_region,
             current_material_id,
             version: r.version,
+            rotation_period_days,
+            next_rotation_ms: r.next_rotation_date,
         })
     }
 }
@@ -204,6 +275,7 @@ struct MaterialRow {
     material_id: i64,
     wrapped: Vec<u8>,
     created: i64,
+    rotation_type: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -230,14 +302,14 @@ impl From<AliasRow> for AliasRecord {
 }
 
 const LOAD_KEYS: &str = "SELECT id, account_id, region, arn, description, key_usage, key_spec, origin, state, \
-     creation_date, deletion_date, pending_window_days, policy, multi_region, current_material_id, version \
-     FROM keys ORDER BY id";
+     creation_date, deletion_date, pending_window_days, policy, multi_region, current_material_id, version, \
+     rotation_period_days, next_rotation_date FROM keys ORDER BY id";
 
 impl Store for SqliteStore {
     async fn load_keys(&self) -> StoreResult<Vec<StoredKey>> {
         let rows: Vec<KeyRow> = sqlx::query_as(LOAD_KEYS).fetch_all(&self.pool).await?;
         let materials: Vec<MaterialRow> = sqlx::query_as(
-            "SELECT key_id, material_id, wrapped, created FROM key_materials ORDER BY key_id, material_id",
+            "SELECT key_id, material_id, wrapped, created, rotation_type FROM key_materials ORDER BY key_id, material_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -269,6 +341,7 @@ impl Store for SqliteStore {
                 key_id: m.key_id,
                 wrapped: m.wrapped,
                 created_ms: m.created,
+                rotation_type: m.rotation_type,
             });
         }
         Ok(keys)
@@ -293,7 +366,8 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO keys (id, account_id, region, arn, description, key_usage, key_spec, origin, state, \
              enabled, creation_date, deletion_date, pending_window_days, policy, multi_region, \
-             current_material_id, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             current_material_id, version, rotation_period_days, next_rotation_date) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(&key.account_id)
@@ -312,17 +386,11 @@ impl Store for SqliteStore {
         .bind(key.multi_region)
         .bind(key.current_material_id)
         .bind(key.version)
+        .bind(key.rotation_period_days)
+        .bind(key.next_rotation_ms)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO key_materials (key_id, material_id, wrapped, created) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&material.key_id)
-        .bind(material.material_id)
-        .bind(&material.wrapped)
-        .bind(material.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_material(&mut tx, material).await?;
         for tag in tags {
             sqlx::query(
                 "INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?, ?, ?) \
@@ -339,25 +407,36 @@ impl Store for SqliteStore {
     }
 
     async fn update_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE keys SET description = ?, state = ?, enabled = ?, deletion_date = ?, \
-             pending_window_days = ?, policy = ?, current_material_id = ?, version = ? WHERE id = ?",
-        )
-        .bind(&key.description)
-        .bind(key.state.as_str())
-        .bind(key.enabled())
-        .bind(key.deletion_date_ms)
-        .bind(key.pending_window_days)
-        .bind(&key.policy)
-        .bind(key.current_material_id)
-        .bind(key.version)
-        .bind(&key.id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::corrupt(format!("key {} vanished", key.id)));
-        }
+        let mut conn = self.pool.acquire().await?;
+        update_key_row(&mut conn, key).await
+    }
+
+    async fn add_material(&self, key: &KeyRecord, material: &MaterialRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_material(&mut tx, material).await?;
+        update_key_row(&mut tx, key).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn list_materials(&self, key_id: &str) -> StoreResult<Vec<MaterialInfo>> {
+        let rows = sqlx::query(
+            "SELECT material_id, created, rotation_type FROM key_materials WHERE key_id = ? ORDER BY material_id",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MaterialInfo {
+                    material_id: u32::try_from(r.try_get::<i64, _>("material_id")?).map_err(
+                        |_| StoreError::corrupt(format!("key {key_id} has a bad material id")),
+                    )?,
+                    created_ms: r.try_get("created")?,
+                    rotation_type: r.try_get("rotation_type")?,
+                })
+            })
+            .collect()
     }
 
     async fn list_keys(
@@ -576,6 +655,8 @@ mod tests {
             multi_region: false,
             current_material_id: 1,
             version: 1,
+            rotation_period_days: None,
+            next_rotation_ms: None,
         }
     }
 
@@ -585,6 +666,7 @@ mod tests {
             material_id: 1,
             wrapped: vec![1, 2, 3],
             created_ms: 1,
+            rotation_type: None,
         }
     }
 

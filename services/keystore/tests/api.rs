@@ -448,20 +448,21 @@ async fn create_key_rejects_what_is_not_supported_yet() {
     };
     let msg = expect_err(
         create(pb::CreateKeyRequest {
-            key_spec: Some("RSA_2048".into()),
+            key_spec: Some("SM2".into()),
             ..Default::default()
         })
         .await,
         "UnsupportedOperationException",
     );
-    assert!(msg.contains("RSA_2048"), "{msg}");
+    assert!(msg.contains("SM2"), "{msg}");
+    // Not a combination AWS allows.
     expect_err(
         create(pb::CreateKeyRequest {
             key_usage: Some("SIGN_VERIFY".into()),
             ..Default::default()
         })
         .await,
-        "UnsupportedOperationException",
+        "ValidationException",
     );
     expect_err(
         create(pb::CreateKeyRequest {
@@ -2126,4 +2127,997 @@ async fn without_a_root_key_the_service_refuses_to_start() {
             .is_err()
     );
     assert!(!dir.path().join("keystore.db").exists());
+}
+
+// -- asymmetric signing keys and HMAC keys ------------------------------------------
+
+impl App {
+    async fn create_spec(
+        &self,
+        spec: &str,
+        usage: Option<&str>,
+    ) -> Result<pb::KeyMetadata, AwsError> {
+        self.c()
+            .create_key(pb::CreateKeyRequest {
+                key_spec: Some(spec.into()),
+                key_usage: usage.map(Into::into),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+            .map(|r| r.key_metadata.unwrap())
+    }
+
+    async fn sign(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        message_type: Option<&str>,
+        alg: &str,
+    ) -> Result<pb::SignResponse, AwsError> {
+        self.c()
+            .sign(pb::SignRequest {
+                key_id: key_id.into(),
+                message: message.to_vec(),
+                message_type: message_type.map(Into::into),
+                signing_algorithm: alg.into(),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+    }
+
+    async fn verify(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        message_type: Option<&str>,
+        alg: &str,
+        signature: &[u8],
+    ) -> Result<pb::VerifyResponse, AwsError> {
+        self.c()
+            .verify(pb::VerifyRequest {
+                key_id: key_id.into(),
+                message: message.to_vec(),
+                message_type: message_type.map(Into::into),
+                signing_algorithm: alg.into(),
+                signature: signature.to_vec(),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+    }
+
+    async fn mac(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        alg: &str,
+        mac: Option<&[u8]>,
+    ) -> Result<Vec<u8>, AwsError> {
+        match mac {
+            None => self
+                .c()
+                .generate_mac(pb::GenerateMacRequest {
+                    key_id: key_id.into(),
+                    message: message.to_vec(),
+                    mac_algorithm: alg.into(),
+                    context: ctx(ACCOUNT),
+                    ..Default::default()
+                })
+                .await
+                .aws()
+                .map(|r| {
+                    assert_eq!(r.mac_algorithm, alg);
+                    r.mac
+                }),
+            Some(m) => self
+                .c()
+                .verify_mac(pb::VerifyMacRequest {
+                    key_id: key_id.into(),
+                    message: message.to_vec(),
+                    mac_algorithm: alg.into(),
+                    mac: m.to_vec(),
+                    context: ctx(ACCOUNT),
+                    ..Default::default()
+                })
+                .await
+                .aws()
+                .map(|r| {
+                    assert!(r.mac_valid);
+                    Vec::new()
+                }),
+        }
+    }
+
+    async fn public_key(&self, key_id: &str) -> Result<pb::GetPublicKeyResponse, AwsError> {
+        self.c()
+            .get_public_key(pb::GetPublicKeyRequest {
+                key_id: key_id.into(),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+    }
+}
+
+fn digest_of(alg: &str, message: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::digest;
+    let hash = if alg.ends_with("256") {
+        &digest::SHA256
+    } else if alg.ends_with("384") {
+        &digest::SHA384
+    } else {
+        &digest::SHA512
+    };
+    digest::digest(hash, message).as_ref().to_vec()
+}
+
+/// Verifies a KMS signature with aws-lc-rs against the DER public key GetPublicKey
+/// returned (independently of the key store's own Verify).
+fn verify_independently(alg: &str, spec: &str, spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    use aws_lc_rs::signature as s;
+    let params: &'static dyn s::VerificationAlgorithm = match (alg, spec) {
+        ("RSASSA_PSS_SHA_256", _) => &s::RSA_PSS_2048_8192_SHA256,
+        ("RSASSA_PSS_SHA_384", _) => &s::RSA_PSS_2048_8192_SHA384,
+        ("RSASSA_PSS_SHA_512", _) => &s::RSA_PSS_2048_8192_SHA512,
+        ("RSASSA_PKCS1_V1_5_SHA_256", _) => &s::RSA_PKCS1_2048_8192_SHA256,
+        ("RSASSA_PKCS1_V1_5_SHA_384", _) => &s::RSA_PKCS1_2048_8192_SHA384,
+        ("RSASSA_PKCS1_V1_5_SHA_512", _) => &s::RSA_PKCS1_2048_8192_SHA512,
+        ("ECDSA_SHA_256", "ECC_SECG_P256K1") => &s::ECDSA_P256K1_SHA256_ASN1,
+        ("ECDSA_SHA_256", _) => &s::ECDSA_P256_SHA256_ASN1,
+        ("ECDSA_SHA_384", _) => &s::ECDSA_P384_SHA384_ASN1,
+        ("ECDSA_SHA_512", _) => &s::ECDSA_P521_SHA512_ASN1,
+        _ => panic!("no algorithm {alg}"),
+    };
+    s::UnparsedPublicKey::new(params, spki)
+        .verify(message, sig)
+        .is_ok()
+}
+
+#[tokio::test]
+async fn asymmetric_keys_sign_and_verify_with_every_algorithm() {
+    let app = spawn_app().await;
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "RSA_2048",
+            &[
+                "RSASSA_PSS_SHA_256",
+                "RSASSA_PSS_SHA_384",
+                "RSASSA_PSS_SHA_512",
+                "RSASSA_PKCS1_V1_5_SHA_256",
+                "RSASSA_PKCS1_V1_5_SHA_384",
+                "RSASSA_PKCS1_V1_5_SHA_512",
+            ],
+        ),
+        ("ECC_NIST_P256", &["ECDSA_SHA_256"]),
+        ("ECC_NIST_P384", &["ECDSA_SHA_384"]),
+        ("ECC_NIST_P521", &["ECDSA_SHA_512"]),
+        ("ECC_SECG_P256K1", &["ECDSA_SHA_256"]),
+    ];
+    let message = b"the message to sign";
+    for (spec, algs) in cases {
+        let key = app.create_spec(spec, Some("SIGN_VERIFY")).await.unwrap();
+        assert_eq!(key.key_spec, *spec);
+        assert_eq!(key.customer_master_key_spec, *spec);
+        assert_eq!(key.key_usage, "SIGN_VERIFY");
+        assert_eq!(key.signing_algorithms, *algs);
+        assert!(key.encryption_algorithms.is_empty());
+        assert!(key.mac_algorithms.is_empty());
+        assert!(key.current_key_material_id.is_none());
+        assert_eq!(app.describe(&key.key_id).await.unwrap(), key);
+
+        let public = app.public_key(&key.key_id).await.unwrap();
+        assert_eq!(public.key_id, key.arn);
+        assert_eq!(public.key_spec, *spec);
+        assert_eq!(public.key_usage, "SIGN_VERIFY");
+        assert_eq!(public.signing_algorithms, *algs);
+        assert_eq!(public.public_key[0], 0x30, "DER SEQUENCE");
+
+        for alg in *algs {
+            let raw = app.sign(&key.key_id, message, None, alg).await.unwrap();
+            assert_eq!(raw.key_id, key.arn);
+            assert_eq!(raw.signing_algorithm, *alg);
+            assert!(
+                verify_independently(alg, spec, &public.public_key, message, &raw.signature),
+                "{spec} {alg}"
+            );
+            if alg.starts_with("ECDSA") {
+                assert_eq!(raw.signature[0], 0x30, "ECDSA signatures are DER");
+            }
+            let ok = app
+                .verify(&key.key_id, message, Some("RAW"), alg, &raw.signature)
+                .await
+                .unwrap();
+            assert!(ok.signature_valid);
+            assert_eq!(ok.key_id, key.arn);
+
+            // DIGEST: the caller hashes; the signature is over the same message.
+            let d = digest_of(alg, message);
+            let signed = app.sign(&key.arn, &d, Some("DIGEST"), alg).await.unwrap();
+            assert!(verify_independently(
+                alg,
+                spec,
+                &public.public_key,
+                message,
+                &signed.signature
+            ));
+            app.verify(&key.key_id, &d, Some("DIGEST"), alg, &raw.signature)
+                .await
+                .unwrap();
+            let msg = expect_err(
+                app.sign(&key.key_id, &d[1..], Some("DIGEST"), alg).await,
+                "ValidationException",
+            );
+            assert!(msg.contains("Digest"), "{msg}");
+
+            // A tampered message or signature: KMSInvalidSignatureException.
+            expect_err(
+                app.verify(&key.key_id, b"another message", None, alg, &raw.signature)
+                    .await,
+                "KMSInvalidSignatureException",
+            );
+            let mut bad = raw.signature.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            expect_err(
+                app.verify(&key.key_id, message, None, alg, &bad).await,
+                "KMSInvalidSignatureException",
+            );
+        }
+        // An algorithm of another key spec.
+        let other = if spec.starts_with("RSA") {
+            "ECDSA_SHA_256"
+        } else {
+            "RSASSA_PSS_SHA_256"
+        };
+        expect_err(
+            app.sign(&key.key_id, message, None, other).await,
+            "InvalidKeyUsageException",
+        );
+        // Signing keys do not encrypt.
+        expect_err(
+            app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await,
+            "InvalidKeyUsageException",
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signing_validates_keys_messages_and_state() {
+    let app = spawn_app().await;
+    let key = app
+        .create_spec("ECC_NIST_P256", Some("SIGN_VERIFY"))
+        .await
+        .unwrap();
+    // The largest RAW message, and one byte more.
+    app.sign(&key.key_id, &[7u8; 4096], None, "ECDSA_SHA_256")
+        .await
+        .unwrap();
+    expect_err(
+        app.sign(&key.key_id, &[7u8; 4097], None, "ECDSA_SHA_256")
+            .await,
+        "ValidationException",
+    );
+    expect_err(
+        app.sign(&key.key_id, b"", None, "ECDSA_SHA_256").await,
+        "ValidationException",
+    );
+    expect_err(
+        app.sign(&key.key_id, b"m", Some("NOPE"), "ECDSA_SHA_256")
+            .await,
+        "ValidationException",
+    );
+    expect_err(
+        app.sign(&key.key_id, b"m", None, "NOPE").await,
+        "ValidationException",
+    );
+    expect_err(
+        app.sign(UNKNOWN_ID, b"m", None, "ECDSA_SHA_256").await,
+        "NotFoundException",
+    );
+    // Symmetric keys neither sign nor have a public key.
+    let symmetric = app.create_key().await;
+    expect_err(
+        app.sign(&symmetric.key_id, b"m", None, "ECDSA_SHA_256")
+            .await,
+        "InvalidKeyUsageException",
+    );
+    expect_err(
+        app.public_key(&symmetric.key_id).await,
+        "UnsupportedOperationException",
+    );
+    // Disabled keys refuse.
+    app.key_op(KeyOp::Disable, &key.key_id).await.unwrap();
+    expect_err(
+        app.sign(&key.key_id, b"m", None, "ECDSA_SHA_256").await,
+        "DisabledException",
+    );
+    expect_err(app.public_key(&key.key_id).await, "DisabledException");
+    app.key_op(KeyOp::Enable, &key.key_id).await.unwrap();
+
+    // AWS's (KeySpec, KeyUsage) combinations.
+    for (spec, usage, code) in [
+        (
+            "ECC_NIST_P256",
+            Some("ENCRYPT_DECRYPT"),
+            "ValidationException",
+        ),
+        ("ECC_NIST_P256", None, "ValidationException"),
+        (
+            "ECC_SECG_P256K1",
+            Some("KEY_AGREEMENT"),
+            "ValidationException",
+        ),
+        (
+            "RSA_2048",
+            Some("GENERATE_VERIFY_MAC"),
+            "ValidationException",
+        ),
+        ("HMAC_256", Some("SIGN_VERIFY"), "ValidationException"),
+        ("HMAC_256", None, "ValidationException"),
+        (
+            "SYMMETRIC_DEFAULT",
+            Some("GENERATE_VERIFY_MAC"),
+            "ValidationException",
+        ),
+        (
+            "ECC_NIST_P256",
+            Some("KEY_AGREEMENT"),
+            "UnsupportedOperationException",
+        ),
+        (
+            "ML_DSA_44",
+            Some("SIGN_VERIFY"),
+            "UnsupportedOperationException",
+        ),
+    ] {
+        let r = app.create_spec(spec, usage).await;
+        assert_eq!(r.unwrap_err().code, code, "{spec} {usage:?}");
+    }
+
+    // The private key survives a restart (wrapped under the root key at rest).
+    let public = app.public_key(&key.key_id).await.unwrap().public_key;
+    let dir = app.stop().await;
+    let app = spawn_in(dir).await;
+    assert_eq!(
+        app.public_key(&key.key_id).await.unwrap().public_key,
+        public
+    );
+    let sig = app
+        .sign(&key.key_id, b"m", None, "ECDSA_SHA_256")
+        .await
+        .unwrap();
+    assert!(verify_independently(
+        "ECDSA_SHA_256",
+        "ECC_NIST_P256",
+        &public,
+        b"m",
+        &sig.signature
+    ));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn hmac_keys_generate_and_verify_macs() {
+    let app = spawn_app().await;
+    for (spec, alg, len) in [
+        ("HMAC_224", "HMAC_SHA_224", 28),
+        ("HMAC_256", "HMAC_SHA_256", 32),
+        ("HMAC_384", "HMAC_SHA_384", 48),
+        ("HMAC_512", "HMAC_SHA_512", 64),
+    ] {
+        let key = app
+            .create_spec(spec, Some("GENERATE_VERIFY_MAC"))
+            .await
+            .unwrap();
+        assert_eq!(key.key_usage, "GENERATE_VERIFY_MAC");
+        assert_eq!(key.mac_algorithms, vec![alg.to_string()]);
+        assert!(key.encryption_algorithms.is_empty());
+        assert!(key.signing_algorithms.is_empty());
+        let mac = app.mac(&key.key_id, b"message", alg, None).await.unwrap();
+        assert_eq!(mac.len(), len);
+        // Deterministic.
+        assert_eq!(app.mac(&key.arn, b"message", alg, None).await.unwrap(), mac);
+        app.mac(&key.key_id, b"message", alg, Some(&mac))
+            .await
+            .unwrap();
+        expect_err(
+            app.mac(&key.key_id, b"messagE", alg, Some(&mac)).await,
+            "KMSInvalidMacException",
+        );
+        let mut bad = mac.clone();
+        bad[0] ^= 0x80;
+        expect_err(
+            app.mac(&key.key_id, b"message", alg, Some(&bad)).await,
+            "KMSInvalidMacException",
+        );
+        expect_err(
+            app.mac(&key.key_id, b"message", alg, Some(&mac[..len - 1]))
+                .await,
+            "KMSInvalidMacException",
+        );
+        let other = if alg == "HMAC_SHA_256" {
+            "HMAC_SHA_512"
+        } else {
+            "HMAC_SHA_256"
+        };
+        expect_err(
+            app.mac(&key.key_id, b"message", other, None).await,
+            "InvalidKeyUsageException",
+        );
+        expect_err(
+            app.encrypt(ACCOUNT, &key.key_id, b"x", &[]).await,
+            "InvalidKeyUsageException",
+        );
+        expect_err(
+            app.public_key(&key.key_id).await,
+            "UnsupportedOperationException",
+        );
+    }
+    // A different key gives a different MAC, and other keys do not MAC.
+    let a = app
+        .create_spec("HMAC_256", Some("GENERATE_VERIFY_MAC"))
+        .await
+        .unwrap();
+    let b = app
+        .create_spec("HMAC_256", Some("GENERATE_VERIFY_MAC"))
+        .await
+        .unwrap();
+    let mac_a = app
+        .mac(&a.key_id, b"m", "HMAC_SHA_256", None)
+        .await
+        .unwrap();
+    assert_ne!(
+        mac_a,
+        app.mac(&b.key_id, b"m", "HMAC_SHA_256", None)
+            .await
+            .unwrap()
+    );
+    expect_err(
+        app.mac(&b.key_id, b"m", "HMAC_SHA_256", Some(&mac_a)).await,
+        "KMSInvalidMacException",
+    );
+    let symmetric = app.create_key().await;
+    expect_err(
+        app.mac(&symmetric.key_id, b"m", "HMAC_SHA_256", None).await,
+        "InvalidKeyUsageException",
+    );
+    expect_err(
+        app.mac(&a.key_id, &[0u8; 4097], "HMAC_SHA_256", None).await,
+        "ValidationException",
+    );
+    // MACs survive a restart: the HMAC key is stored wrapped.
+    let dir = app.stop().await;
+    let app = spawn_in(dir).await;
+    app.mac(&a.key_id, b"m", "HMAC_SHA_256", Some(&mac_a))
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
+// -- rotation ----------------------------------------------------------------------
+
+impl App {
+    async fn rotation_status(
+        &self,
+        key_id: &str,
+    ) -> Result<pb::GetKeyRotationStatusResponse, AwsError> {
+        self.c()
+            .get_key_rotation_status(pb::KeyIdRequest {
+                key_id: key_id.into(),
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+
+    async fn enable_rotation(&self, key_id: &str, days: Option<i32>) -> Result<(), AwsError> {
+        self.c()
+            .enable_key_rotation(pb::EnableKeyRotationRequest {
+                key_id: key_id.into(),
+                rotation_period_in_days: days,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+            .map(drop)
+    }
+
+    async fn rotate_now(&self, key_id: &str) -> Result<pb::RotateKeyOnDemandResponse, AwsError> {
+        self.c()
+            .rotate_key_on_demand(pb::KeyIdRequest {
+                key_id: key_id.into(),
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+
+    async fn rotations(
+        &self,
+        key_id: &str,
+        include: Option<&str>,
+        limit: Option<i32>,
+        marker: Option<String>,
+    ) -> Result<pb::ListKeyRotationsResponse, AwsError> {
+        self.c()
+            .list_key_rotations(pb::ListKeyRotationsRequest {
+                key_id: key_id.into(),
+                include_key_material: include.map(Into::into),
+                limit,
+                marker,
+                context: ctx(ACCOUNT),
+            })
+            .await
+            .aws()
+    }
+}
+
+#[tokio::test]
+async fn rotation_status_can_be_enabled_and_disabled() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let status = app.rotation_status(&key.key_id).await.unwrap();
+    assert!(!status.key_rotation_enabled);
+    assert_eq!(status.key_id, key.arn);
+    assert!(status.rotation_period_in_days.is_none());
+
+    app.enable_rotation(&key.key_id, None).await.unwrap();
+    let status = app.rotation_status(&key.arn).await.unwrap();
+    assert!(status.key_rotation_enabled);
+    assert_eq!(status.rotation_period_in_days, Some(365));
+    let next = status.next_rotation_date.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((next - now - 365.0 * 86400.0).abs() < 120.0, "{next} {now}");
+
+    app.enable_rotation(&key.key_id, Some(90)).await.unwrap();
+    assert_eq!(
+        app.rotation_status(&key.key_id)
+            .await
+            .unwrap()
+            .rotation_period_in_days,
+        Some(90)
+    );
+    for bad in [89, 2561] {
+        expect_err(
+            app.enable_rotation(&key.key_id, Some(bad)).await,
+            "ValidationException",
+        );
+    }
+    app.c()
+        .disable_key_rotation(pb::KeyIdRequest {
+            key_id: key.key_id.clone(),
+            context: ctx(ACCOUNT),
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert!(
+        !app.rotation_status(&key.key_id)
+            .await
+            .unwrap()
+            .key_rotation_enabled
+    );
+
+    // Disabled keys: no change of the setting; pending deletion reads as off.
+    app.key_op(KeyOp::Disable, &key.key_id).await.unwrap();
+    expect_err(
+        app.enable_rotation(&key.key_id, None).await,
+        "DisabledException",
+    );
+    expect_err(app.rotate_now(&key.key_id).await, "DisabledException");
+    app.key_op(KeyOp::Enable, &key.key_id).await.unwrap();
+    app.enable_rotation(&key.key_id, None).await.unwrap();
+    app.schedule_deletion(&key.key_id, Some(7)).await.unwrap();
+    assert!(
+        !app.rotation_status(&key.key_id)
+            .await
+            .unwrap()
+            .key_rotation_enabled
+    );
+    expect_err(
+        app.enable_rotation(&key.key_id, None).await,
+        "KMSInvalidStateException",
+    );
+
+    // Only symmetric encryption keys rotate.
+    let hmac = app
+        .create_spec("HMAC_256", Some("GENERATE_VERIFY_MAC"))
+        .await
+        .unwrap();
+    expect_err(
+        app.enable_rotation(&hmac.key_id, None).await,
+        "UnsupportedOperationException",
+    );
+    expect_err(
+        app.rotation_status(&hmac.key_id).await,
+        "UnsupportedOperationException",
+    );
+    expect_err(
+        app.rotate_now(&hmac.key_id).await,
+        "UnsupportedOperationException",
+    );
+    expect_err(app.rotation_status(UNKNOWN_ID).await, "NotFoundException");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_ciphertexts_decrypting() {
+    let app = spawn_app().await;
+    let key = app.create_key().await;
+    let first_material = key.current_key_material_id.clone().unwrap();
+    let old = app
+        .encrypt(ACCOUNT, &key.key_id, b"before", &[("k", "v")])
+        .await
+        .unwrap();
+    assert!(
+        app.rotations(&key.key_id, None, None, None)
+            .await
+            .unwrap()
+            .rotations
+            .is_empty()
+    );
+
+    let out = app.rotate_now(&key.arn).await.unwrap();
+    assert_eq!(out.key_id, key.key_id);
+    let after = app.describe(&key.key_id).await.unwrap();
+    let second_material = after.current_key_material_id.clone().unwrap();
+    assert_ne!(second_material, first_material);
+
+    // The old blob opens with the old material; new blobs use the new one.
+    let plain = app
+        .decrypt(ACCOUNT, &old.ciphertext_blob, &[("k", "v")], None)
+        .await
+        .unwrap();
+    assert_eq!(plain.plaintext, b"before");
+    assert_eq!(
+        plain.key_material_id.as_deref(),
+        Some(first_material.as_str())
+    );
+    let new = app
+        .encrypt(ACCOUNT, &key.key_id, b"after", &[])
+        .await
+        .unwrap();
+    let plain = app
+        .decrypt(ACCOUNT, &new.ciphertext_blob, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.key_material_id.as_deref(),
+        Some(second_material.as_str())
+    );
+
+    let list = app.rotations(&key.key_id, None, None, None).await.unwrap();
+    assert_eq!(list.rotations.len(), 1);
+    let entry = &list.rotations[0];
+    assert_eq!(entry.key_id, key.key_id);
+    assert_eq!(entry.rotation_type.as_deref(), Some("ON_DEMAND"));
+    assert_eq!(
+        entry.key_material_id.as_deref(),
+        Some(second_material.as_str())
+    );
+    assert_eq!(entry.key_material_state.as_deref(), Some("CURRENT"));
+    assert!(entry.rotation_date.is_some());
+    assert!(!list.truncated);
+
+    // Two more rotations; pagination; the original material with ALL_KEY_MATERIAL.
+    app.rotate_now(&key.key_id).await.unwrap();
+    app.rotate_now(&key.key_id).await.unwrap();
+    let page = app
+        .rotations(&key.key_id, None, Some(2), None)
+        .await
+        .unwrap();
+    assert_eq!(page.rotations.len(), 2);
+    assert!(page.truncated);
+    let rest = app
+        .rotations(&key.key_id, None, Some(2), page.next_marker.clone())
+        .await
+        .unwrap();
+    assert_eq!(rest.rotations.len(), 1);
+    assert!(!rest.truncated);
+    assert_eq!(
+        rest.rotations[0].key_material_state.as_deref(),
+        Some("CURRENT")
+    );
+    let all = app
+        .rotations(&key.key_id, Some("ALL_KEY_MATERIAL"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(all.rotations.len(), 4);
+    assert_eq!(
+        all.rotations[0].key_material_id.as_deref(),
+        Some(first_material.as_str())
+    );
+    assert!(all.rotations[0].rotation_type.is_none());
+    expect_err(
+        app.rotations(&key.key_id, None, None, Some("zz".into()))
+            .await,
+        "InvalidMarkerException",
+    );
+
+    // Every material survives a restart.
+    let current = app
+        .describe(&key.key_id)
+        .await
+        .unwrap()
+        .current_key_material_id;
+    let dir = app.stop().await;
+    let app = spawn_in(dir).await;
+    assert_eq!(
+        app.describe(&key.key_id)
+            .await
+            .unwrap()
+            .current_key_material_id,
+        current
+    );
+    for (blob, ctx_pairs, text) in [
+        (&old.ciphertext_blob, &[("k", "v")][..], &b"before"[..]),
+        (&new.ciphertext_blob, &[][..], &b"after"[..]),
+    ] {
+        let plain = app.decrypt(ACCOUNT, blob, ctx_pairs, None).await.unwrap();
+        assert_eq!(plain.plaintext, text);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rsa_encryption_keys_encrypt_and_decrypt() {
+    let app = spawn_app().await;
+    let key = app
+        .create_spec("RSA_2048", Some("ENCRYPT_DECRYPT"))
+        .await
+        .unwrap();
+    assert_eq!(
+        key.encryption_algorithms,
+        vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
+    );
+    assert!(key.signing_algorithms.is_empty());
+    let public = app.public_key(&key.key_id).await.unwrap();
+    assert_eq!(public.encryption_algorithms, key.encryption_algorithms);
+    let encrypt = |alg: Option<&str>, plaintext: Vec<u8>| {
+        let mut c = app.c();
+        let key_id = key.key_id.clone();
+        let alg = alg.map(str::to_owned);
+        async move {
+            c.encrypt(pb::EncryptRequest {
+                key_id,
+                plaintext,
+                encryption_algorithm: alg,
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+        }
+    };
+    let decrypt = |alg: &str, blob: Vec<u8>| {
+        let mut c = app.c();
+        let key_id = key.key_id.clone();
+        let alg = alg.to_owned();
+        async move {
+            c.decrypt(pb::DecryptRequest {
+                key_id: Some(key_id),
+                ciphertext_blob: blob,
+                encryption_algorithm: Some(alg),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws()
+        }
+    };
+    for (alg, limit) in [("RSAES_OAEP_SHA_1", 214), ("RSAES_OAEP_SHA_256", 190)] {
+        let out = encrypt(Some(alg), vec![9u8; limit]).await.unwrap();
+        assert_eq!(out.encryption_algorithm, alg);
+        assert_eq!(out.ciphertext_blob.len(), 256);
+        let plain = decrypt(alg, out.ciphertext_blob.clone()).await.unwrap();
+        assert_eq!(plain.plaintext, vec![9u8; limit]);
+        assert_eq!(plain.encryption_algorithm, alg);
+        assert!(plain.key_material_id.is_none());
+        expect_err(
+            encrypt(Some(alg), vec![9u8; limit + 1]).await,
+            "ValidationException",
+        );
+        let mut bad = out.ciphertext_blob.clone();
+        bad[3] ^= 1;
+        expect_err(decrypt(alg, bad).await, "InvalidCiphertextException");
+        // Without the KeyId the ciphertext names no key.
+        expect_err(
+            app.decrypt(ACCOUNT, &out.ciphertext_blob, &[], None).await,
+            "InvalidCiphertextException",
+        );
+    }
+    expect_err(
+        encrypt(None, b"x".to_vec()).await,
+        "InvalidKeyUsageException",
+    );
+    expect_err(
+        app.encrypt(ACCOUNT, &key.key_id, b"x", &[("k", "v")]).await,
+        "ValidationException",
+    );
+    expect_err(
+        app.c()
+            .generate_data_key(pb::GenerateDataKeyRequest {
+                key_id: key.key_id.clone(),
+                number_of_bytes: Some(32),
+                context: ctx(ACCOUNT),
+                ..Default::default()
+            })
+            .await
+            .aws(),
+        "InvalidKeyUsageException",
+    );
+    // ReEncrypt between a symmetric key and the RSA key, both ways.
+    let symmetric = app.create_key().await;
+    let blob = app
+        .encrypt(ACCOUNT, &symmetric.key_id, b"moved", &[])
+        .await
+        .unwrap();
+    let re_encrypt = |blob: Vec<u8>,
+                      source: Option<&str>,
+                      source_alg: Option<&str>,
+                      destination: &str,
+                      destination_alg: Option<&str>| {
+        let mut c = app.c();
+        let req = pb::ReEncryptRequest {
+            ciphertext_blob: blob,
+            source_key_id: source.map(Into::into),
+            source_encryption_algorithm: source_alg.map(Into::into),
+            destination_key_id: destination.into(),
+            destination_encryption_algorithm: destination_alg.map(Into::into),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        };
+        async move { c.re_encrypt(req).await.aws() }
+    };
+    expect_err(
+        re_encrypt(blob.ciphertext_blob.clone(), None, None, &key.key_id, None).await,
+        "InvalidKeyUsageException",
+    );
+    let to_rsa = re_encrypt(
+        blob.ciphertext_blob.clone(),
+        None,
+        None,
+        &key.key_id,
+        Some("RSAES_OAEP_SHA_1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(to_rsa.destination_encryption_algorithm, "RSAES_OAEP_SHA_1");
+    assert_eq!(to_rsa.source_encryption_algorithm, "SYMMETRIC_DEFAULT");
+    assert!(to_rsa.destination_key_material_id.is_none());
+    assert!(to_rsa.source_key_material_id.is_some());
+    assert_eq!(to_rsa.key_id, key.arn);
+    assert_eq!(
+        decrypt("RSAES_OAEP_SHA_1", to_rsa.ciphertext_blob.clone())
+            .await
+            .unwrap()
+            .plaintext,
+        b"moved"
+    );
+    let back = re_encrypt(
+        to_rsa.ciphertext_blob,
+        Some(&key.key_id),
+        Some("RSAES_OAEP_SHA_1"),
+        &symmetric.arn,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.source_encryption_algorithm, "RSAES_OAEP_SHA_1");
+    assert_eq!(back.source_key_id, key.arn);
+    assert!(back.source_key_material_id.is_none());
+    assert!(back.destination_key_material_id.is_some());
+    assert_eq!(
+        app.decrypt(ACCOUNT, &back.ciphertext_blob, &[], None)
+            .await
+            .unwrap()
+            .plaintext,
+        b"moved"
+    );
+    // The private key survives a restart.
+    let out = encrypt(Some("RSAES_OAEP_SHA_256"), b"kept".to_vec())
+        .await
+        .unwrap();
+    let dir = app.stop().await;
+    let app = spawn_in(dir).await;
+    let plain = app
+        .c()
+        .decrypt(pb::DecryptRequest {
+            key_id: Some(key.arn.clone()),
+            ciphertext_blob: out.ciphertext_blob,
+            encryption_algorithm: Some("RSAES_OAEP_SHA_256".into()),
+            context: ctx(ACCOUNT),
+            ..Default::default()
+        })
+        .await
+        .aws()
+        .unwrap();
+    assert_eq!(plain.plaintext, b"kept");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn key_policies_see_the_signing_mac_and_rotation_condition_keys() {
+    let app = spawn_app().await;
+    let deny = |action: &str, key: &str, value: &str| {
+        format!(
+            r#",{{"Sid":"Deny","Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"{action}","Resource":"*","Condition":{{"StringEquals":{{"{key}":"{value}"}}}}}}"#
+        )
+    };
+    let rsa = app
+        .create_spec("RSA_2048", Some("SIGN_VERIFY"))
+        .await
+        .unwrap();
+    let policy = policy_with(&deny(
+        "kms:Sign",
+        "kms:SigningAlgorithm",
+        "RSASSA_PSS_SHA_256",
+    ));
+    put_policy(&app, ACCOUNT, &rsa.key_id, &policy, false)
+        .await
+        .unwrap();
+    expect_err(
+        app.sign(&rsa.key_id, b"m", None, "RSASSA_PSS_SHA_256")
+            .await,
+        "AccessDeniedException",
+    );
+    app.sign(&rsa.key_id, b"m", None, "RSASSA_PKCS1_V1_5_SHA_256")
+        .await
+        .unwrap();
+    let policy = policy_with(&deny("kms:Sign", "kms:MessageType", "DIGEST"));
+    put_policy(&app, ACCOUNT, &rsa.key_id, &policy, false)
+        .await
+        .unwrap();
+    expect_err(
+        app.sign(
+            &rsa.key_id,
+            &[0u8; 32],
+            Some("DIGEST"),
+            "RSASSA_PSS_SHA_256",
+        )
+        .await,
+        "AccessDeniedException",
+    );
+    app.sign(&rsa.key_id, b"m", Some("RAW"), "RSASSA_PSS_SHA_256")
+        .await
+        .unwrap();
+
+    let hmac = app
+        .create_spec("HMAC_256", Some("GENERATE_VERIFY_MAC"))
+        .await
+        .unwrap();
+    let policy = policy_with(&deny("kms:GenerateMac", "kms:MacAlgorithm", "HMAC_SHA_256"));
+    put_policy(&app, ACCOUNT, &hmac.key_id, &policy, false)
+        .await
+        .unwrap();
+    expect_err(
+        app.mac(&hmac.key_id, b"m", "HMAC_SHA_256", None).await,
+        "AccessDeniedException",
+    );
+
+    let key = app.create_key().await;
+    let policy = policy_with(&deny(
+        "kms:EnableKeyRotation",
+        "kms:RotationPeriodInDays",
+        "90",
+    ));
+    put_policy(&app, ACCOUNT, &key.key_id, &policy, false)
+        .await
+        .unwrap();
+    expect_err(
+        app.enable_rotation(&key.key_id, Some(90)).await,
+        "AccessDeniedException",
+    );
+    app.enable_rotation(&key.key_id, Some(180)).await.unwrap();
+    app.stop().await;
 }

@@ -154,7 +154,9 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     ));
 
     let (l, audit) = loopback().await?;
-    let cfg = kms_audit::Config::new(sqlite_url(&dir, "audit"));
+    let mut cfg = kms_audit::Config::new(sqlite_url(&dir, "audit"));
+    cfg.log_dir = Some(dir.join("cloudtrail"));
+    cfg.region = config.region.clone();
     tasks.push((
         "audit",
         tokio::spawn(kms_audit::run(l, cfg, stopped(rx.clone()))),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::{CachedKey, KeyService, require_enabled};
+use crate::asymmetric::{EncryptError, PrivateKey};
 use crate::authz::Question;
 use crate::blob::{self, Blob, MAX_BLOB_LEN};
 use crate::crypto;
@@ -26,6 +27,8 @@ const ENCRYPTION_ALGORITHMS: &[&str] = &[
 pub struct Encrypted {
     pub ciphertext_blob: Vec<u8>,
     pub key_arn: String,
+    /// SYMMETRIC_DEFAULT, or the RSAES_OAEP_* algorithm of an RSA key.
+    pub algorithm: String,
 }
 
 /// Material ids in these results are the public ids KMS reports
@@ -33,16 +36,21 @@ pub struct Encrypted {
 pub struct Decrypted {
     pub plaintext: Zeroizing<Vec<u8>>,
     pub key_arn: String,
-    /// The material that had sealed the blob.
-    pub key_material_id: String,
+    /// The material that had sealed the blob (symmetric keys only).
+    pub key_material_id: Option<String>,
+    pub algorithm: String,
 }
 
 pub struct ReEncrypted {
     pub ciphertext_blob: Vec<u8>,
     pub source_key_arn: String,
-    pub source_key_material_id: String,
+    /// Symmetric source keys only.
+    pub source_key_material_id: Option<String>,
+    pub source_algorithm: String,
     pub key_arn: String,
-    pub key_material_id: String,
+    /// Symmetric destination keys only.
+    pub key_material_id: Option<String>,
+    pub destination_algorithm: String,
 }
 
 pub struct DataKey {
@@ -103,6 +111,9 @@ impl<S: Store> KeyService<S> {
         self.authorize_key(caller, &key, question).await?;
         require_enabled(&key)?;
         require_encrypt_decrypt(&key, "Encrypt")?;
+        if let Some(private) = &key.private {
+            return encrypt_asymmetric(&key, private, context, plaintext, algorithm, dry_run);
+        }
         check_algorithm_for_key(&key, algorithm)?;
         if dry_run {
             return Err(Error::DryRun);
@@ -111,6 +122,7 @@ impl<S: Store> KeyService<S> {
         Ok(Encrypted {
             ciphertext_blob,
             key_arn: key.record.arn.clone(),
+            algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
         })
     }
 
@@ -123,6 +135,27 @@ impl<S: Store> KeyService<S> {
         algorithm: Option<&str>,
         dry_run: bool,
     ) -> Result<Decrypted> {
+        // Asymmetric ciphertexts name no key: the caller must, and it decides.
+        if let Some(id) = key_id
+            && let Ok(named) = self.resolve(caller, id, "keyId", true)
+            && named.private.is_some()
+        {
+            let out = self
+                .decrypt_asymmetric(
+                    caller,
+                    named,
+                    id,
+                    ciphertext_blob,
+                    context,
+                    algorithm,
+                    "Decrypt",
+                )
+                .await?;
+            if dry_run {
+                return Err(Error::DryRun);
+            }
+            return Ok(out);
+        }
         let opened = self
             .open(
                 caller,
@@ -139,8 +172,62 @@ impl<S: Store> KeyService<S> {
         }
         Ok(Decrypted {
             key_arn: opened.key.record.arn.clone(),
-            key_material_id: crypto::material_public_id(&opened.key.record.id, opened.material_id),
+            key_material_id: Some(crypto::material_public_id(
+                &opened.key.record.id,
+                opened.material_id,
+            )),
             plaintext: opened.plaintext,
+            algorithm: ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decrypt_asymmetric(
+        &self,
+        caller: &Caller,
+        key: Arc<CachedKey>,
+        key_id: &str,
+        ciphertext_blob: &[u8],
+        context: &HashMap<String, String>,
+        algorithm: Option<&str>,
+        op: &str,
+    ) -> Result<Decrypted> {
+        if ciphertext_blob.is_empty() || ciphertext_blob.len() > MAX_BLOB_LEN {
+            return Err(validation(
+                "ciphertextBlob",
+                "Member must have length between 1 and 6144",
+            ));
+        }
+        let field = if op == "Decrypt" {
+            "encryptionAlgorithm"
+        } else {
+            "sourceEncryptionAlgorithm"
+        };
+        check_algorithm_value(field, algorithm)?;
+        let question = self
+            .key_question(caller, op, &key, Some(key_id))
+            .encryption_context(context)
+            .key("kms:EncryptionAlgorithm", algorithm_or_default(algorithm));
+        self.authorize_key(caller, &key, question).await?;
+        require_enabled(&key)?;
+        require_encrypt_decrypt(&key, if op == "Decrypt" { op } else { "ReEncrypt" })?;
+        no_context_for_asymmetric(context)?;
+        let private = key.private.as_ref().ok_or(Error::InvalidCiphertext)?;
+        let algorithm = algorithm_or_default(algorithm);
+        let plaintext = match private.decrypt(algorithm, ciphertext_blob) {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(EncryptError::Crypto) | Err(EncryptError::TooLong(_)) => {
+                return Err(Error::InvalidCiphertext);
+            }
+            Err(EncryptError::IncompatibleAlgorithm) => {
+                return Err(incompatible_algorithm(&key, algorithm));
+            }
+        };
+        Ok(Decrypted {
+            plaintext,
+            key_arn: key.record.arn.clone(),
+            key_material_id: None,
+            algorithm: algorithm.to_owned(),
         })
     }
 
@@ -153,20 +240,54 @@ impl<S: Store> KeyService<S> {
             "destinationEncryptionAlgorithm",
             input.destination_encryption_algorithm,
         )?;
-        let source = self
-            .open(
-                caller,
-                input.ciphertext_blob,
-                input.source_encryption_context,
-                input.source_key_id,
-                "sourceKeyId",
-                input.source_encryption_algorithm,
-                "ReEncryptFrom",
-            )
-            .await?;
+        // The source: an asymmetric key must be named (its ciphertexts name no key).
+        let named_asymmetric = match input.source_key_id {
+            Some(id) => match self.resolve(caller, id, "sourceKeyId", true) {
+                Ok(k) if k.private.is_some() => Some((k, id)),
+                _ => None,
+            },
+            None => None,
+        };
+        let (source_key, source_material_id, source_algorithm, plaintext) = match named_asymmetric {
+            Some((key, id)) => {
+                let out = self
+                    .decrypt_asymmetric(
+                        caller,
+                        Arc::clone(&key),
+                        id,
+                        input.ciphertext_blob,
+                        input.source_encryption_context,
+                        input.source_encryption_algorithm,
+                        "ReEncryptFrom",
+                    )
+                    .await?;
+                (key, None, out.algorithm, out.plaintext)
+            }
+            None => {
+                let source = self
+                    .open(
+                        caller,
+                        input.ciphertext_blob,
+                        input.source_encryption_context,
+                        input.source_key_id,
+                        "sourceKeyId",
+                        input.source_encryption_algorithm,
+                        "ReEncryptFrom",
+                    )
+                    .await?;
+                let material =
+                    crypto::material_public_id(&source.key.record.id, source.material_id);
+                (
+                    source.key,
+                    Some(material),
+                    ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+                    source.plaintext,
+                )
+            }
+        };
         let destination =
             self.resolve(caller, input.destination_key_id, "destinationKeyId", true)?;
-        let same_key = destination.record.id == source.key.record.id;
+        let same_key = destination.record.id == source_key.record.id;
         let question = self
             .key_question(
                 caller,
@@ -183,24 +304,40 @@ impl<S: Store> KeyService<S> {
         self.authorize_key(caller, &destination, question).await?;
         require_enabled(&destination)?;
         require_encrypt_decrypt(&destination, "ReEncrypt")?;
-        check_algorithm_for_key(&destination, input.destination_encryption_algorithm)?;
-        if input.dry_run {
-            return Err(Error::DryRun);
-        }
-        let ciphertext_blob = seal(
-            &destination,
-            input.destination_encryption_context,
-            &source.plaintext,
-        )?;
+        let (ciphertext_blob, key_material_id, destination_algorithm) =
+            if let Some(private) = &destination.private {
+                let out = encrypt_asymmetric(
+                    &destination,
+                    private,
+                    input.destination_encryption_context,
+                    &plaintext,
+                    input.destination_encryption_algorithm,
+                    input.dry_run,
+                )?;
+                (out.ciphertext_blob, None, out.algorithm)
+            } else {
+                check_algorithm_for_key(&destination, input.destination_encryption_algorithm)?;
+                if input.dry_run {
+                    return Err(Error::DryRun);
+                }
+                (
+                    seal(
+                        &destination,
+                        input.destination_encryption_context,
+                        &plaintext,
+                    )?,
+                    Some(current_material_public_id(&destination)),
+                    ALGORITHM_SYMMETRIC_DEFAULT.to_owned(),
+                )
+            };
         Ok(ReEncrypted {
             ciphertext_blob,
-            source_key_arn: source.key.record.arn.clone(),
-            source_key_material_id: crypto::material_public_id(
-                &source.key.record.id,
-                source.material_id,
-            ),
+            source_key_arn: source_key.record.arn.clone(),
+            source_key_material_id: source_material_id,
+            source_algorithm,
             key_arn: destination.record.arn.clone(),
-            key_material_id: current_material_public_id(&destination),
+            key_material_id,
+            destination_algorithm,
         })
     }
 
@@ -239,6 +376,7 @@ impl<S: Store> KeyService<S> {
         self.authorize_key(caller, &key, question).await?;
         require_enabled(&key)?;
         require_encrypt_decrypt(&key, op)?;
+        require_symmetric(&key, op)?;
         if dry_run {
             return Err(Error::DryRun);
         }
@@ -334,6 +472,73 @@ impl<S: Store> KeyService<S> {
             plaintext,
         })
     }
+}
+
+/// Asymmetric Encrypt: RSAES-OAEP under an RSA key's public key. The ciphertext is
+/// the raw OAEP output, as AWS returns it (anyone with the public key can make one).
+fn encrypt_asymmetric(
+    key: &CachedKey,
+    private: &PrivateKey,
+    context: &HashMap<String, String>,
+    plaintext: &[u8],
+    algorithm: Option<&str>,
+    dry_run: bool,
+) -> Result<Encrypted> {
+    no_context_for_asymmetric(context)?;
+    let algorithm = algorithm_or_default(algorithm);
+    if !private.encrypts_with(algorithm) {
+        return Err(incompatible_algorithm(key, algorithm));
+    }
+    if dry_run {
+        return Err(Error::DryRun);
+    }
+    let ciphertext_blob = match private.encrypt(algorithm, plaintext) {
+        Ok(c) => c,
+        Err(EncryptError::TooLong(max)) => {
+            return Err(Error::Validation(format!(
+                "Plaintext is too long for {algorithm} with key spec {}: the limit is {max} bytes.",
+                key.record.key_spec
+            )));
+        }
+        Err(EncryptError::IncompatibleAlgorithm) => {
+            return Err(incompatible_algorithm(key, algorithm));
+        }
+        Err(EncryptError::Crypto) => return Err(Error::Crypto(crypto::CryptoError::Seal)),
+    };
+    Ok(Encrypted {
+        ciphertext_blob,
+        key_arn: key.record.arn.clone(),
+        algorithm: algorithm.to_owned(),
+    })
+}
+
+/// Asymmetric keys take no encryption context (it could not be bound to the
+/// ciphertext).
+fn no_context_for_asymmetric(context: &HashMap<String, String>) -> Result<()> {
+    if !context.is_empty() {
+        return Err(Error::Validation(
+            "EncryptionContext is not supported with asymmetric KMS keys.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn incompatible_algorithm(key: &CachedKey, algorithm: &str) -> Error {
+    Error::InvalidKeyUsage(format!(
+        "Algorithm {algorithm} is incompatible with key spec {}.",
+        key.record.key_spec
+    ))
+}
+
+/// Operations that only symmetric encryption keys perform (data keys, ReEncrypt).
+fn require_symmetric(key: &CachedKey, op: &str) -> Result<()> {
+    if key.private.is_some() {
+        return Err(Error::InvalidKeyUsage(format!(
+            "{} key spec is {} which is not valid for {op}.",
+            key.record.arn, key.record.key_spec
+        )));
+    }
+    Ok(())
 }
 
 fn seal(key: &CachedKey, context: &HashMap<String, String>, plaintext: &[u8]) -> Result<Vec<u8>> {

@@ -6,6 +6,9 @@ use std::collections::HashSet;
 use super::{
     KeyService, Page, decode_marker, page_limit, paginate, require_not_pending_deletion, write,
 };
+use crate::asymmetric::{
+    KEY_USAGE_GENERATE_VERIFY_MAC, KEY_USAGE_SIGN_VERIFY, PrivateKey, SpecKind, spec_kind,
+};
 use crate::authz::Question;
 use crate::crypto::AeadKey;
 use crate::error::{Error, Result};
@@ -93,16 +96,7 @@ impl<S: Store> KeyService<S> {
         if input.custom_key_store_id.is_some() {
             return Err(Error::CustomKeyStoreNotFound);
         }
-        if spec != KEY_SPEC_SYMMETRIC_DEFAULT {
-            return Err(Error::Unsupported(format!(
-                "KeySpec {spec} is not supported yet: this KMS creates only SYMMETRIC_DEFAULT keys."
-            )));
-        }
-        if usage != KEY_USAGE_ENCRYPT_DECRYPT {
-            return Err(Error::Unsupported(format!(
-                "KeyUsage {usage} is not supported yet: this KMS creates only ENCRYPT_DECRYPT keys."
-            )));
-        }
+        check_spec_and_usage(spec, usage, input.key_usage.is_some())?;
         if origin != ORIGIN_AWS_KMS {
             return Err(Error::Unsupported(format!(
                 "Origin {origin} is not supported yet: this KMS creates only keys with AWS_KMS origin."
@@ -150,9 +144,27 @@ impl<S: Store> KeyService<S> {
             None => default_key_policy(&caller.account_id),
         };
         let material_id = 1;
-        let (material, raw) = AeadKey::generate()?;
-        let wrapped = self.root.wrap_material(&arn, material_id, &raw)?;
-        drop(raw);
+        let (materials, private, wrapped) = if spec == KEY_SPEC_SYMMETRIC_DEFAULT {
+            let (material, raw) = AeadKey::generate()?;
+            let wrapped = self.root.wrap_material(&arn, material_id, &raw)?;
+            drop(raw);
+            (
+                vec![(material_id, std::sync::Arc::new(material))],
+                None,
+                wrapped,
+            )
+        } else {
+            // RSA key generation takes a while: off the async workers.
+            let (spec_owned, usage_owned) = (spec.to_owned(), usage.to_owned());
+            let (private, secret) = tokio::task::spawn_blocking(move || {
+                PrivateKey::generate(&spec_owned, &usage_owned)
+            })
+            .await
+            .map_err(|_| Error::Crypto(crate::crypto::CryptoError::Random))??;
+            let wrapped = self.root.wrap_secret(&arn, material_id, spec, &secret)?;
+            drop(secret);
+            (Vec::new(), Some(std::sync::Arc::new(private)), wrapped)
+        };
         let now = now_ms();
         let record = KeyRecord {
             id: id.clone(),
@@ -160,8 +172,8 @@ impl<S: Store> KeyService<S> {
             region: caller.region.clone(),
             arn,
             description,
-            key_usage: KEY_USAGE_ENCRYPT_DECRYPT.into(),
-            key_spec: KEY_SPEC_SYMMETRIC_DEFAULT.into(),
+            key_usage: usage.into(),
+            key_spec: spec.into(),
             origin: ORIGIN_AWS_KMS.into(),
             state: KeyState::Enabled,
             creation_date_ms: now,
@@ -171,19 +183,23 @@ impl<S: Store> KeyService<S> {
             multi_region: false,
             current_material_id: material_id,
             version: 1,
+            rotation_period_days: None,
+            next_rotation_ms: None,
         };
         let stored = MaterialRecord {
             key_id: id,
             material_id,
             wrapped,
             created_ms: now,
+            rotation_type: None,
         };
 
         let _writes = self.writes.lock().await;
         self.store.insert_key(&record, &stored, &input.tags).await?;
         self.publish_key(CachedKey {
             record: record.clone(),
-            materials: std::sync::Arc::new(Materials(vec![(material_id, material)])),
+            materials: std::sync::Arc::new(Materials(materials)),
+            private,
         });
         tracing::info!(key_id = %record.id, account_id = %record.account_id, "key created");
         Ok(record)
@@ -402,7 +418,7 @@ impl<S: Store> KeyService<S> {
     /// authorized (on the policy in force, which cannot change meanwhile), then
     /// `change` sees the current record and may refuse; the version is bumped, the row
     /// committed and the cache updated. Key-only identifiers (no aliases).
-    async fn update_key(
+    pub(super) async fn update_key(
         &self,
         caller: &Caller,
         key_id: &str,
@@ -410,9 +426,24 @@ impl<S: Store> KeyService<S> {
         policy_change: Option<PolicyChange<'_>>,
         change: impl FnOnce(&mut KeyRecord) -> Result<()>,
     ) -> Result<KeyRecord> {
+        self.update_key_with(caller, key_id, op, policy_change, |q| q, change)
+            .await
+    }
+
+    /// [`KeyService::update_key`] with extra condition keys (`conditions`) in the
+    /// question authz decides.
+    pub(super) async fn update_key_with(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        op: &str,
+        policy_change: Option<PolicyChange<'_>>,
+        conditions: impl FnOnce(Question) -> Question,
+        change: impl FnOnce(&mut KeyRecord) -> Result<()>,
+    ) -> Result<KeyRecord> {
         let _writes = self.writes.lock().await;
         let key = self.resolve(caller, key_id, "keyId", false)?;
-        let mut question = self.key_question(caller, op, &key, None);
+        let mut question = conditions(self.key_question(caller, op, &key, None));
         if let Some(p) = &policy_change {
             question = question.key("kms:BypassPolicyLockoutSafetyCheck", p.bypass.to_string());
         }
@@ -459,7 +490,7 @@ impl<S: Store> KeyService<S> {
 
 /// PutKeyPolicy's extras: the bypass flag (a condition key) and the new policy to
 /// run the lockout safety check on.
-struct PolicyChange<'a> {
+pub(super) struct PolicyChange<'a> {
     bypass: bool,
     new_policy: &'a str,
 }
@@ -475,6 +506,52 @@ pub(super) fn too_many_tags() -> Error {
     Error::LimitExceeded(format!(
         "The request was rejected because a quota was exceeded: a KMS key can have at most {MAX_TAGS_PER_KEY} tags."
     ))
+}
+
+/// AWS's allowed (KeySpec, KeyUsage) pairs; pairs AWS allows but this KMS does not
+/// create yet are UnsupportedOperationException.
+fn check_spec_and_usage(spec: &str, usage: &str, usage_given: bool) -> Result<()> {
+    let allowed: &[&str] = match spec {
+        KEY_SPEC_SYMMETRIC_DEFAULT => &[KEY_USAGE_ENCRYPT_DECRYPT],
+        "RSA_2048" | "RSA_3072" | "RSA_4096" => &[KEY_USAGE_ENCRYPT_DECRYPT, KEY_USAGE_SIGN_VERIFY],
+        "ECC_NIST_P256" | "ECC_NIST_P384" | "ECC_NIST_P521" => {
+            &[KEY_USAGE_SIGN_VERIFY, "KEY_AGREEMENT"]
+        }
+        "ECC_SECG_P256K1" | "ML_DSA_44" | "ML_DSA_65" | "ML_DSA_87" | "ECC_NIST_EDWARDS25519" => {
+            &[KEY_USAGE_SIGN_VERIFY]
+        }
+        "HMAC_224" | "HMAC_256" | "HMAC_384" | "HMAC_512" => &[KEY_USAGE_GENERATE_VERIFY_MAC],
+        "SM2" => &[
+            KEY_USAGE_ENCRYPT_DECRYPT,
+            KEY_USAGE_SIGN_VERIFY,
+            "KEY_AGREEMENT",
+        ],
+        _ => &[],
+    };
+    if !allowed.contains(&usage) {
+        if !usage_given && spec != KEY_SPEC_SYMMETRIC_DEFAULT {
+            return Err(Error::Validation(format!(
+                "You must specify a KeyUsage value for a KMS key with KeySpec {spec}. Valid values: {}.",
+                allowed.join(", ")
+            )));
+        }
+        return Err(Error::Validation(format!(
+            "KeyUsage {usage} is not compatible with KeySpec {spec}. Valid KeyUsage values for {spec}: {}.",
+            allowed.join(", ")
+        )));
+    }
+    let supported = match spec_kind(spec) {
+        SpecKind::Symmetric | SpecKind::Hmac(..) => true,
+        SpecKind::Rsa(_) => true,
+        SpecKind::Ec(_) => usage == KEY_USAGE_SIGN_VERIFY,
+        SpecKind::Unsupported => false,
+    };
+    if !supported {
+        return Err(Error::Unsupported(format!(
+            "KeySpec {spec} with KeyUsage {usage} is not supported yet by this KMS; see the README's status table."
+        )));
+    }
+    Ok(())
 }
 
 fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<()> {

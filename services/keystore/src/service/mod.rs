@@ -18,15 +18,21 @@
 mod aliases;
 mod crypto_ops;
 mod keys;
+mod rotation;
+mod sign_ops;
 mod tags;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::asymmetric::PrivateKey;
 use crate::authz::{Authorizer, Question, requested_alias, works_across_accounts};
 use crate::crypto::{AeadKey, RootKey};
 use crate::error::{Error, Result};
-use crate::model::{AliasRecord, Caller, KeyRecord, KeyRef, KeyState, alias_arn, key_arn};
+use crate::model::{
+    AliasRecord, Caller, KEY_SPEC_SYMMETRIC_DEFAULT, KeyRecord, KeyRef, KeyState, alias_arn,
+    key_arn,
+};
 use crate::store::{Store, StoreError};
 
 pub use crypto_ops::ReEncryptInput;
@@ -43,17 +49,19 @@ pub struct Page<T> {
 pub struct CachedKey {
     pub record: KeyRecord,
     materials: Arc<Materials>,
+    /// The private (or HMAC) key of a non-symmetric key; symmetric keys have none.
+    private: Option<Arc<PrivateKey>>,
 }
 
 /// The unwrapped materials of one key, by material id (a handful at most).
-struct Materials(Vec<(u32, AeadKey)>);
+struct Materials(Vec<(u32, Arc<AeadKey>)>);
 
 impl Materials {
     fn get(&self, material_id: u32) -> Option<&AeadKey> {
         self.0
             .iter()
             .find(|(id, _)| *id == material_id)
-            .map(|(_, k)| k)
+            .map(|(_, k)| k.as_ref())
     }
 }
 
@@ -74,6 +82,7 @@ impl CachedKey {
         CachedKey {
             record,
             materials: Arc::clone(&self.materials),
+            private: self.private.clone(),
         }
     }
 }
@@ -153,15 +162,32 @@ impl<S: Store> KeyService<S> {
         let mut keys = HashMap::with_capacity(stored.len());
         for key in stored {
             let mut materials = Vec::with_capacity(key.materials.len());
+            let mut private = None;
             for m in &key.materials {
-                let unwrapped = root.unwrap_material(&key.record.arn, m.material_id, &m.wrapped)?;
-                materials.push((m.material_id, unwrapped));
+                if key.record.key_spec == KEY_SPEC_SYMMETRIC_DEFAULT {
+                    let unwrapped =
+                        root.unwrap_material(&key.record.arn, m.material_id, &m.wrapped)?;
+                    materials.push((m.material_id, Arc::new(unwrapped)));
+                } else {
+                    let secret = root.unwrap_secret(
+                        &key.record.arn,
+                        m.material_id,
+                        &key.record.key_spec,
+                        &m.wrapped,
+                    )?;
+                    private = Some(Arc::new(PrivateKey::from_secret(
+                        &key.record.key_spec,
+                        &key.record.key_usage,
+                        &secret,
+                    )?));
+                }
             }
             keys.insert(
                 key.record.id.clone(),
                 Arc::new(CachedKey {
                     record: key.record,
                     materials: Arc::new(Materials(materials)),
+                    private,
                 }),
             );
         }
@@ -572,6 +598,69 @@ mod tests {
         );
         let listed = svc.list_keys(&c, None, None).await.unwrap();
         assert_eq!(listed.items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn due_keys_are_rotated_by_the_scheduler() {
+        let (svc, _dir) = service().await;
+        let c = caller();
+        let key = svc.create_key(&c, CreateKeyInput::default()).await.unwrap();
+        let other = svc.create_key(&c, CreateKeyInput::default()).await.unwrap();
+        let blob = svc
+            .encrypt(&c, &key.id, b"old", &HashMap::new(), None, false)
+            .await
+            .unwrap()
+            .ciphertext_blob;
+        svc.enable_key_rotation(&c, &key.id, Some(90))
+            .await
+            .unwrap();
+        svc.enable_key_rotation(&c, &other.id, None).await.unwrap();
+        assert_eq!(svc.rotate_due().await.unwrap(), 0);
+
+        // Let the period end (behind the cache's back, as time would).
+        let cached = svc.key_by_id(&key.id).unwrap();
+        let due = KeyRecord {
+            next_rotation_ms: Some(now_ms() - 1),
+            ..cached.record.clone()
+        };
+        svc.store.update_key(&due).await.unwrap();
+        svc.publish_key(cached.with_record(due));
+        assert_eq!(svc.rotate_due().await.unwrap(), 1);
+        assert_eq!(svc.rotate_due().await.unwrap(), 0);
+
+        let rotated = svc.describe_key(&c, &key.id).await.unwrap();
+        assert_eq!(rotated.current_material_id, 2);
+        let next = rotated.next_rotation_ms.unwrap();
+        assert!(
+            next > now_ms() + 89 * 86_400_000,
+            "the next rotation is a period away"
+        );
+        assert_eq!(
+            svc.describe_key(&c, &other.id)
+                .await
+                .unwrap()
+                .current_material_id,
+            1
+        );
+        let listed = svc
+            .list_key_rotations(&c, &key.id, None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 1);
+        assert_eq!(
+            listed.items[0].1.info.rotation_type.as_deref(),
+            Some("AUTOMATIC")
+        );
+        let opened = svc
+            .decrypt(&c, &blob, &HashMap::new(), None, None, false)
+            .await
+            .unwrap();
+        assert_eq!(opened.plaintext.as_slice(), b"old");
+        // What was committed is what a restart loads.
+        let stored = svc.store.load_keys().await.unwrap();
+        let row = stored.iter().find(|k| k.record.id == key.id).unwrap();
+        assert_eq!(row.record, rotated);
+        assert_eq!(row.materials.len(), 2);
     }
 
     /// Keystore CPU per Encrypt/Decrypt without gRPC. Run with

@@ -1,0 +1,840 @@
+//! The IAM Query API (version 2010-05-08): users, access keys, roles and their inline
+//! policies, kept by authz.
+//!
+//! Every call is authorized first with authz's `Authorize` (`iam:<Action>` on the user or
+//! role ARN; account roots may do everything, users and sessions need an identity policy
+//! allowing it, which authz loads itself), then executed by authz, recorded by audit as a
+//! CloudTrail event of `iam.amazonaws.com` (never with a secret) and answered in IAM's XML.
+//! Also the Query-protocol helpers STS shares: the response envelope and the error document.
+//!
+//! As IAM does: policy documents in answers are URL-encoded (boto3 decodes them), names are
+//! unique regardless of case, a user with access keys or policies cannot be deleted
+//! (`DeleteConflict`). Not modelled: pagination (every result is in the first page), tags,
+//! permissions boundaries, managed policies.
+
+use crate::State;
+use crate::query::{Params, escape};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use kms_proto::audit::v1::{AppendRequest, AuditRecord};
+use kms_proto::authz::v1 as pb;
+use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::error::AwsError;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value, json};
+
+pub const IAM_XMLNS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+pub const IAM_VERSION: &str = "2010-05-08";
+
+/// The actions this endpoint serves.
+pub const SUPPORTED: &[&str] = &[
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "DeleteUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "DeleteAccessKey",
+    "UpdateAccessKey",
+    "PutUserPolicy",
+    "GetUserPolicy",
+    "DeleteUserPolicy",
+    "ListUserPolicies",
+    "CreateRole",
+    "GetRole",
+    "DeleteRole",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "DeleteRolePolicy",
+    "ListRolePolicies",
+];
+
+/// RFC 3986's unreserved characters stay; everything else is percent-encoded (as IAM does).
+const POLICY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, POLICY_ENCODE).to_string()
+}
+
+/// The HTTP status IAM and STS answer an error code with.
+pub fn status_for(code: &str) -> StatusCode {
+    match code {
+        "NoSuchEntity" => StatusCode::NOT_FOUND,
+        "EntityAlreadyExists" | "DeleteConflict" | "LimitExceeded" => StatusCode::CONFLICT,
+        "AccessDenied"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "MissingAuthenticationToken"
+        | "ExpiredToken" => StatusCode::FORBIDDEN,
+        "ServiceFailure" | "InternalFailure" => StatusCode::INTERNAL_SERVER_ERROR,
+        "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "RequestEntityTooLargeException" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The Query protocol's error document of IAM / STS.
+pub fn error_body(xmlns: &str, code: &str, message: &str, request_id: &str) -> String {
+    let kind = if status_for(code).is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    format!(
+        "<ErrorResponse xmlns=\"{xmlns}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        escape(code),
+        escape(message),
+        escape(request_id)
+    )
+}
+
+fn xml(body: String, status: StatusCode) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml"),
+    );
+    resp
+}
+
+/// An IAM / STS error response (`xmlns` of the service).
+pub fn error_response(xmlns: &str, e: &AwsError, request_id: &str) -> Response<Full<Bytes>> {
+    xml(
+        error_body(xmlns, &e.code, &e.message, request_id),
+        status_for(&e.code),
+    )
+}
+
+/// The Query names of the authentication failures (KMS JSON names in, IAM/STS names out).
+pub fn auth_error(e: AwsError) -> AwsError {
+    let code = match e.code.as_str() {
+        "UnrecognizedClientException" => "InvalidClientTokenId",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "IncompleteSignatureException" => "IncompleteSignature",
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        "ExpiredTokenException" => "ExpiredToken",
+        _ => return backend_error(e),
+    };
+    AwsError::new(code, e.message)
+}
+
+/// Failures of the backends as IAM and STS name them.
+pub fn backend_error(e: AwsError) -> AwsError {
+    match e.code.as_str() {
+        "DependencyTimeoutException" => {
+            AwsError::new("ServiceUnavailable", "Service is unable to handle request.")
+        }
+        "KMSInternalException" => AwsError::new(
+            "ServiceFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        ),
+        _ => e,
+    }
+}
+
+/// A Query response document: `<XResponse xmlns><XResult>...</XResult><ResponseMetadata>`.
+#[derive(Debug)]
+pub struct Doc {
+    buf: String,
+}
+
+impl Doc {
+    pub fn new() -> Self {
+        Self {
+            buf: String::with_capacity(512),
+        }
+    }
+
+    pub fn open(&mut self, tag: &str) -> &mut Self {
+        self.buf.push('<');
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        self
+    }
+
+    pub fn close(&mut self, tag: &str) -> &mut Self {
+        self.buf.push_str("</");
+        self.buf.push_str(tag);
+        self.buf.push('>');
+        self
+    }
+
+    pub fn text(&mut self, tag: &str, value: &str) -> &mut Self {
+        self.open(tag);
+        self.buf.push_str(&escape(value));
+        self.close(tag)
+    }
+
+    /// The whole response; an empty result (operations without output) writes no `XResult`.
+    pub fn finish(self, xmlns: &str, action: &str, request_id: &str, has_result: bool) -> String {
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response xmlns=\"{xmlns}\">"
+        );
+        if has_result {
+            out.push_str(&format!("<{action}Result>{}</{action}Result>", self.buf));
+        }
+        out.push_str(&format!(
+            "<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
+            escape(request_id)
+        ));
+        out
+    }
+}
+
+impl Default for Doc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn iso8601(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// `Value null at 'userName' failed to satisfy constraint: Member must not be null`.
+pub fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, AwsError> {
+    match p.get(name) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(AwsError::new(
+            "ValidationError",
+            format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                camel(name)
+            ),
+        )),
+    }
+}
+
+/// `UserName` -> `userName` (CloudTrail's and the validation messages' member names).
+pub fn camel(name: &str) -> String {
+    let mut c = name.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn status(s: tonic::Status) -> AwsError {
+    backend_error(AwsError::from_status(&s))
+}
+
+/// The result of one call: the inner XML of `XResult` (None: no result element) and the
+/// CloudTrail `responseElements` (never with a secret).
+pub type Outcome = Result<(Option<Doc>, Value), AwsError>;
+
+/// Serve one IAM request. Always answers in IAM's format (errors included).
+pub async fn call(
+    state: &State,
+    ctx: RequestContext,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Response<Full<Bytes>>, AwsError> {
+    let mut params = Params::parse(&String::from_utf8_lossy(body));
+    if let Some(q) = query {
+        params.extend(q);
+    }
+    let action = params.get("Action").unwrap_or_default().to_owned();
+    let outcome = match action.as_str() {
+        "" => Err(AwsError::new(
+            "MissingAction",
+            "The request must contain the parameter Action",
+        )),
+        a if !SUPPORTED.contains(&a) => Err(AwsError::new(
+            "InvalidAction",
+            format!("Could not find operation {a} for version {IAM_VERSION}"),
+        )),
+        a => match authorize(state, &ctx, a, &params).await {
+            Ok(()) => execute(state, &ctx, a, &params).await,
+            Err(e) => Err(e),
+        },
+    };
+    if SUPPORTED.contains(&action.as_str()) {
+        let response = match &outcome {
+            Ok((_, v)) => Ok(v.clone()),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = record(
+            state,
+            &ctx,
+            "iam.amazonaws.com",
+            &action,
+            &params,
+            &response,
+            &[],
+        )
+        .await
+        {
+            return Ok(error_response(
+                IAM_XMLNS,
+                &backend_error(e),
+                &ctx.request_id,
+            ));
+        }
+    }
+    Ok(match outcome {
+        Ok((doc, _)) => {
+            let has = doc.is_some();
+            xml(
+                doc.unwrap_or_default()
+                    .finish(IAM_XMLNS, &action, &ctx.request_id, has),
+                StatusCode::OK,
+            )
+        }
+        Err(e) => error_response(IAM_XMLNS, &e, &ctx.request_id),
+    })
+}
+
+fn caller(ctx: &RequestContext) -> Result<&Caller, AwsError> {
+    ctx.caller.as_ref().ok_or_else(AwsError::internal)
+}
+
+/// The user an operation with an optional `UserName` is about: the named one, else the
+/// caller itself (empty for an account root). Sessions must name one.
+fn target_user(ctx: &RequestContext, p: &Params) -> Result<String, AwsError> {
+    if let Some(u) = p.get("UserName").filter(|u| !u.is_empty()) {
+        return Ok(u.to_owned());
+    }
+    let c = caller(ctx)?;
+    match c.principal_type.as_str() {
+        "IAMUser" => Ok(c.user_name.clone()),
+        "Root" => Ok(String::new()),
+        _ => Err(AwsError::new(
+            "ValidationError",
+            "Must specify userName when calling with non-User credentials",
+        )),
+    }
+}
+
+/// The resource ARN IAM authorizes an action on.
+fn resource(ctx: &RequestContext, action: &str, p: &Params) -> Result<String, AwsError> {
+    let account = &caller(ctx)?.account_id;
+    if action.contains("Role") {
+        return Ok(format!(
+            "arn:aws:iam::{account}:role/{}",
+            p.get("RoleName").unwrap_or_default()
+        ));
+    }
+    if action == "ListUsers" {
+        return Ok(format!(
+            "arn:aws:iam::{account}:user{}",
+            p.get("PathPrefix").filter(|s| !s.is_empty()).unwrap_or("/")
+        ));
+    }
+    let user = target_user(ctx, p)?;
+    Ok(if user.is_empty() {
+        format!("arn:aws:iam::{account}:root")
+    } else {
+        format!(
+            "arn:aws:iam::{account}:user{}{user}",
+            p.get("Path").filter(|s| !s.is_empty()).unwrap_or("/")
+        )
+    })
+}
+
+/// `iam:<Action>` decided by authz (roots need no policy; users and sessions need theirs).
+async fn authorize(
+    state: &State,
+    ctx: &RequestContext,
+    action: &str,
+    p: &Params,
+) -> Result<(), AwsError> {
+    let resource_arn = resource(ctx, action, p)?;
+    let account = caller(ctx)?.account_id.clone();
+    let mut context = ctx.clone();
+    // The KMS endpoint's policy is not IAM's.
+    context.endpoint_policy.clear();
+    let d = state
+        .clients
+        .authz()
+        .authorize(pb::AuthorizeRequest {
+            context: Some(context),
+            action: format!("iam:{action}"),
+            resource_arn,
+            resource_account: account,
+            ..Default::default()
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(AwsError::new("AccessDenied", d.reason))
+    }
+}
+
+fn user_xml(d: &mut Doc, u: &pb::IamUser) {
+    d.text("Path", &u.path)
+        .text("UserName", &u.user_name)
+        .text("UserId", &u.user_id)
+        .text("Arn", &u.arn)
+        .text("CreateDate", &iso8601(u.create_date_ms));
+}
+
+fn user_json(u: &pb::IamUser) -> Value {
+    json!({
+        "user": {
+            "path": u.path,
+            "userName": u.user_name,
+            "userId": u.user_id,
+            "arn": u.arn,
+            "createDate": iso8601(u.create_date_ms),
+        }
+    })
+}
+
+fn role_xml(d: &mut Doc, r: &pb::IamRole) {
+    d.text("Path", &r.path)
+        .text("RoleName", &r.role_name)
+        .text("RoleId", &r.role_id)
+        .text("Arn", &r.arn)
+        .text("CreateDate", &iso8601(r.create_date_ms))
+        .text(
+            "AssumeRolePolicyDocument",
+            &url_encode(&r.assume_role_policy_document),
+        );
+    if !r.description.is_empty() {
+        d.text("Description", &r.description);
+    }
+    d.text("MaxSessionDuration", &r.max_session_duration.to_string());
+}
+
+fn key_xml(d: &mut Doc, k: &pb::IamAccessKey, with_secret: bool) {
+    if !k.user_name.is_empty() {
+        d.text("UserName", &k.user_name);
+    }
+    d.text("AccessKeyId", &k.access_key_id)
+        .text("Status", &k.status);
+    if with_secret {
+        d.text("SecretAccessKey", &k.secret_access_key);
+    }
+    d.text("CreateDate", &iso8601(k.create_date_ms));
+}
+
+fn names_xml(d: &mut Doc, names: &[String]) {
+    d.open("PolicyNames");
+    for n in names {
+        d.text("member", n);
+    }
+    d.close("PolicyNames").text("IsTruncated", "false");
+}
+
+fn policy_request(
+    ctx: &RequestContext,
+    kind: &str,
+    p: &Params,
+) -> Result<pb::InlinePolicyRequest, AwsError> {
+    let field = if kind == "user" {
+        "UserName"
+    } else {
+        "RoleName"
+    };
+    Ok(pb::InlinePolicyRequest {
+        account_id: caller(ctx)?.account_id.clone(),
+        principal_kind: kind.into(),
+        principal_name: required(p, field)?.to_owned(),
+        policy_name: p.get("PolicyName").unwrap_or_default().to_owned(),
+    })
+}
+
+async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) -> Outcome {
+    let account = caller(ctx)?.account_id.clone();
+    let mut authz = state.clients.authz();
+    let mut d = Doc::new();
+    let mut response = Value::Null;
+    let user_request = |name: String| pb::IamUserRequest {
+        account_id: account.clone(),
+        user_name: name,
+        path: p.get("Path").unwrap_or_default().to_owned(),
+    };
+    match action {
+        "CreateUser" => {
+            let u = authz
+                .create_user(user_request(required(p, "UserName")?.to_owned()))
+                .await
+                .map_err(status)?
+                .into_inner();
+            d.open("User");
+            user_xml(&mut d, &u);
+            d.close("User");
+            response = user_json(&u);
+        }
+        "GetUser" => {
+            let name = target_user(ctx, p)?;
+            d.open("User");
+            if name.is_empty() {
+                let c = caller(ctx)?;
+                d.text("UserId", &c.account_id)
+                    .text("Arn", &c.arn)
+                    .text("CreateDate", &iso8601(ctx.time_ms));
+            } else {
+                let u = authz
+                    .get_user(user_request(name))
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                user_xml(&mut d, &u);
+            }
+            d.close("User");
+        }
+        "ListUsers" => {
+            let users = authz
+                .list_users(pb::ListIamUsersRequest {
+                    account_id: account.clone(),
+                    path_prefix: p.get("PathPrefix").unwrap_or_default().to_owned(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .users;
+            d.open("Users");
+            for u in &users {
+                d.open("member");
+                user_xml(&mut d, u);
+                d.close("member");
+            }
+            d.close("Users").text("IsTruncated", "false");
+        }
+        "DeleteUser" => {
+            authz
+                .delete_user(user_request(required(p, "UserName")?.to_owned()))
+                .await
+                .map_err(status)?;
+            return Ok((None, Value::Null));
+        }
+        "CreateAccessKey" => {
+            let k = authz
+                .create_access_key(user_request(target_user(ctx, p)?))
+                .await
+                .map_err(status)?
+                .into_inner();
+            d.open("AccessKey");
+            key_xml(&mut d, &k, true);
+            d.close("AccessKey");
+            let mut elements = json!({
+                "accessKeyId": k.access_key_id,
+                "status": k.status,
+                "createDate": iso8601(k.create_date_ms),
+            });
+            if !k.user_name.is_empty() {
+                elements["userName"] = json!(k.user_name);
+            }
+            response = json!({ "accessKey": elements });
+        }
+        "ListAccessKeys" => {
+            let name = target_user(ctx, p)?;
+            let keys = authz
+                .list_access_keys(user_request(name))
+                .await
+                .map_err(status)?
+                .into_inner()
+                .access_keys;
+            d.open("AccessKeyMetadata");
+            for k in &keys {
+                d.open("member");
+                key_xml(&mut d, k, false);
+                d.close("member");
+            }
+            d.close("AccessKeyMetadata").text("IsTruncated", "false");
+        }
+        "UpdateAccessKey" | "DeleteAccessKey" => {
+            let r = pb::IamAccessKeyRequest {
+                account_id: account.clone(),
+                user_name: target_user(ctx, p)?,
+                access_key_id: required(p, "AccessKeyId")?.to_owned(),
+                status: if action == "UpdateAccessKey" {
+                    required(p, "Status")?.to_owned()
+                } else {
+                    String::new()
+                },
+            };
+            if action == "UpdateAccessKey" {
+                authz.update_access_key(r).await.map_err(status)?;
+            } else {
+                authz.delete_access_key(r).await.map_err(status)?;
+            }
+            return Ok((None, Value::Null));
+        }
+        "PutUserPolicy" | "PutRolePolicy" => {
+            let kind = if action == "PutUserPolicy" {
+                "user"
+            } else {
+                "role"
+            };
+            let r = policy_request(ctx, kind, p)?;
+            required(p, "PolicyName")?;
+            let document = required(p, "PolicyDocument")?.to_owned();
+            authz
+                .put_inline_policy(pb::InlinePolicy {
+                    account_id: r.account_id,
+                    principal_kind: r.principal_kind,
+                    principal_name: r.principal_name,
+                    policy_name: r.policy_name,
+                    policy_document: document,
+                })
+                .await
+                .map_err(status)?;
+            return Ok((None, Value::Null));
+        }
+        "GetUserPolicy" | "GetRolePolicy" => {
+            let kind = if action == "GetUserPolicy" {
+                "user"
+            } else {
+                "role"
+            };
+            let r = policy_request(ctx, kind, p)?;
+            required(p, "PolicyName")?;
+            let policy = authz
+                .get_inline_policy(r)
+                .await
+                .map_err(status)?
+                .into_inner();
+            d.text(
+                if kind == "user" {
+                    "UserName"
+                } else {
+                    "RoleName"
+                },
+                &policy.principal_name,
+            )
+            .text("PolicyName", &policy.policy_name)
+            .text("PolicyDocument", &url_encode(&policy.policy_document));
+        }
+        "DeleteUserPolicy" | "DeleteRolePolicy" => {
+            let kind = if action == "DeleteUserPolicy" {
+                "user"
+            } else {
+                "role"
+            };
+            let r = policy_request(ctx, kind, p)?;
+            required(p, "PolicyName")?;
+            authz.delete_inline_policy(r).await.map_err(status)?;
+            return Ok((None, Value::Null));
+        }
+        "ListUserPolicies" | "ListRolePolicies" => {
+            let kind = if action == "ListUserPolicies" {
+                "user"
+            } else {
+                "role"
+            };
+            let r = policy_request(ctx, kind, p)?;
+            let names = authz
+                .list_inline_policies(r)
+                .await
+                .map_err(status)?
+                .into_inner()
+                .policy_names;
+            names_xml(&mut d, &names);
+        }
+        "CreateRole" => {
+            let max = match p.get("MaxSessionDuration") {
+                None | Some("") => 0,
+                Some(v) => v.parse::<i32>().map_err(|_| {
+                    AwsError::new(
+                        "ValidationError",
+                        format!("1 validation error detected: Value '{v}' at 'maxSessionDuration' failed to satisfy constraint: Member must be an integer"),
+                    )
+                })?,
+            };
+            let role = authz
+                .create_role(pb::CreateIamRoleRequest {
+                    account_id: account.clone(),
+                    role_name: required(p, "RoleName")?.to_owned(),
+                    path: p.get("Path").unwrap_or_default().to_owned(),
+                    assume_role_policy_document: required(p, "AssumeRolePolicyDocument")?
+                        .to_owned(),
+                    description: p.get("Description").unwrap_or_default().to_owned(),
+                    max_session_duration: max,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            d.open("Role");
+            role_xml(&mut d, &role);
+            d.close("Role");
+            response = json!({
+                "role": {
+                    "path": role.path,
+                    "roleName": role.role_name,
+                    "roleId": role.role_id,
+                    "arn": role.arn,
+                    "createDate": iso8601(role.create_date_ms),
+                    "assumeRolePolicyDocument": url_encode(&role.assume_role_policy_document),
+                    "maxSessionDuration": role.max_session_duration,
+                }
+            });
+        }
+        "GetRole" => {
+            let role = authz
+                .get_role(pb::IamRoleRequest {
+                    account_id: account.clone(),
+                    role_name: required(p, "RoleName")?.to_owned(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            d.open("Role");
+            role_xml(&mut d, &role);
+            d.close("Role");
+        }
+        "DeleteRole" => {
+            authz
+                .delete_role(pb::IamRoleRequest {
+                    account_id: account.clone(),
+                    role_name: required(p, "RoleName")?.to_owned(),
+                })
+                .await
+                .map_err(status)?;
+            return Ok((None, Value::Null));
+        }
+        other => {
+            return Err(AwsError::new(
+                "InvalidAction",
+                format!("Could not find operation {other} for version {IAM_VERSION}"),
+            ));
+        }
+    }
+    Ok((Some(d), response))
+}
+
+/// Build the CloudTrail record of an IAM or STS call and append it; fails closed.
+/// `response` is the record's `responseElements` (already free of secrets) or the error.
+pub async fn record(
+    state: &State,
+    ctx: &RequestContext,
+    event_source: &str,
+    action: &str,
+    params: &Params,
+    response: &Result<Value, AwsError>,
+    other_recipients: &[String],
+) -> Result<(), AwsError> {
+    let caller = ctx.caller.clone().unwrap_or_default();
+    let (identity, username) = crate::audit::user_identity(&caller);
+    let read_only = action.starts_with("Get") || action.starts_with("List");
+    let mut request = Map::new();
+    for (k, v) in params.iter() {
+        request.insert(camel(k), json!(v));
+    }
+    let mut event = Map::new();
+    event.insert("eventVersion".into(), json!("1.08"));
+    event.insert("userIdentity".into(), identity);
+    event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
+    event.insert("eventSource".into(), json!(event_source));
+    event.insert("eventName".into(), json!(action));
+    // IAM is global: its events are recorded in us-east-1.
+    let region = if event_source == "iam.amazonaws.com" {
+        "us-east-1"
+    } else {
+        ctx.region.as_str()
+    };
+    event.insert("awsRegion".into(), json!(region));
+    event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
+    event.insert("userAgent".into(), json!(ctx.user_agent));
+    if let Err(e) = response {
+        event.insert("errorCode".into(), json!(e.code));
+        event.insert("errorMessage".into(), json!(e.message));
+    }
+    event.insert(
+        "requestParameters".into(),
+        if request.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(request)
+        },
+    );
+    let elements = match response {
+        Ok(v) => v.clone(),
+        Err(_) => Value::Null,
+    };
+    event.insert("responseElements".into(), elements);
+    event.insert("requestID".into(), json!(ctx.request_id));
+    let event_id = uuid::Uuid::new_v4().to_string();
+    event.insert("eventID".into(), json!(event_id));
+    event.insert("readOnly".into(), json!(read_only));
+    event.insert("eventType".into(), json!("AwsApiCall"));
+    event.insert("managementEvent".into(), json!(true));
+    event.insert("eventCategory".into(), json!("Management"));
+    let mut recipients = vec![caller.account_id.clone()];
+    for a in other_recipients {
+        if !a.is_empty() && !recipients.contains(a) {
+            recipients.push(a.clone());
+        }
+    }
+    let record = AuditRecord {
+        event_id,
+        event_time_ms: ctx.time_ms,
+        event_name: action.to_owned(),
+        event_source: event_source.to_owned(),
+        read_only,
+        username,
+        access_key_id: caller.access_key_id.clone(),
+        resources: Vec::new(),
+        recipient_account_ids: recipients,
+        cloudtrail_event: Value::Object(event).to_string(),
+        request_id: ctx.request_id.clone(),
+    };
+    state
+        .clients
+        .audit()
+        .append(AppendRequest {
+            records: vec![record],
+        })
+        .await
+        .map_err(|s| {
+            tracing::error!(error = %s.message(), request_id = %ctx.request_id, "audit record not durable; failing the call");
+            AwsError::internal()
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_are_url_encoded_as_iam_does() {
+        assert_eq!(
+            url_encode(r#"{"Version": "2012-10-17"}"#),
+            "%7B%22Version%22%3A%20%222012-10-17%22%7D"
+        );
+    }
+
+    #[test]
+    fn responses_and_errors_have_the_query_envelope() {
+        let mut d = Doc::new();
+        d.text("UserName", "a<b");
+        let doc = d.finish(IAM_XMLNS, "GetUserPolicy", "r1", true);
+        assert!(doc.contains("<GetUserPolicyResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetUserPolicyResult><UserName>a&lt;b</UserName></GetUserPolicyResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></GetUserPolicyResponse>"));
+        let doc = Doc::new().finish(IAM_XMLNS, "DeleteUser", "r2", false);
+        assert!(doc.ends_with("<DeleteUserResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></DeleteUserResponse>"));
+        assert_eq!(
+            error_body(
+                IAM_XMLNS,
+                "NoSuchEntity",
+                "The user with name x cannot be found.",
+                "r"
+            ),
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The user with name x cannot be found.</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        );
+        assert_eq!(status_for("NoSuchEntity"), StatusCode::NOT_FOUND);
+        assert_eq!(status_for("DeleteConflict"), StatusCode::CONFLICT);
+        assert_eq!(
+            auth_error(AwsError::new("ExpiredTokenException", "m")).code,
+            "ExpiredToken"
+        );
+        assert_eq!(
+            auth_error(AwsError::new("UnrecognizedClientException", "m")).code,
+            "InvalidClientTokenId"
+        );
+    }
+}
