@@ -40,7 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let repeated = field.label() == Label::Repeated;
                 if field.name() == "context" {
                     cfg = cfg.field_attribute(&fpath, "#[serde(skip)]");
-                } else if repeated && msg.name() == "KeyMetadata" {
+                } else if repeated
+                    && (msg.name() == "KeyMetadata" || field.name().ends_with("_algorithms"))
+                {
                     // AWS omits the algorithm lists that do not apply to a key.
                     cfg = cfg.field_attribute(
                         &fpath,

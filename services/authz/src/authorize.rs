@@ -205,6 +205,23 @@ impl Authorizer {
                 endpoint: endpoint.as_deref(),
             },
         );
+        // Only some KMS operations accept another account's key, whatever its policy says.
+        let foreign_key = resource.contains(":key/")
+            && !req.resource_account.is_empty()
+            && req.resource_account != principal.account_id;
+        if d.allowed && foreign_key && !policy::works_across_accounts(&req.action) {
+            return Ok(Decision {
+                allowed: false,
+                reason: policy::deny_message(
+                    &principal.arn,
+                    &req.action,
+                    resource,
+                    policy::DenyReason::NoAllow(policy::PolicyType::ResourceBased),
+                ),
+                denied_by_endpoint_policy: false,
+                eval_decision: policy::EvalDecision::ImplicitDeny.as_str(),
+            });
+        }
         Ok(Decision {
             allowed: d.allowed,
             reason: d.message,

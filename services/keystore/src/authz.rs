@@ -136,36 +136,6 @@ pub fn requested_alias(key_id: &str) -> Option<&str> {
     None
 }
 
-/// The KMS actions that accept a key of another account (AWS's list of cross-account
-/// operations, as authz's policy engine has it); every other key operation works only
-/// on keys of the caller's own account, whatever the key policy says.
-const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
-    "kms:CreateGrant",
-    "kms:Decrypt",
-    "kms:DeriveSharedSecret",
-    "kms:DescribeKey",
-    "kms:Encrypt",
-    "kms:GenerateDataKey",
-    "kms:GenerateDataKeyPair",
-    "kms:GenerateDataKeyPairWithoutPlaintext",
-    "kms:GenerateDataKeyWithoutPlaintext",
-    "kms:GenerateMac",
-    "kms:GetKeyRotationStatus",
-    "kms:GetPublicKey",
-    "kms:ListGrants",
-    "kms:ReEncryptFrom",
-    "kms:ReEncryptTo",
-    "kms:RetireGrant",
-    "kms:RevokeGrant",
-    "kms:Sign",
-    "kms:Verify",
-    "kms:VerifyMac",
-];
-
-pub fn works_across_accounts(action: &str) -> bool {
-    CROSS_ACCOUNT_ACTIONS.contains(&action)
-}
-
 #[cfg(test)]
 pub mod testing {
     use super::*;
@@ -217,7 +187,5 @@ mod tests {
         assert_eq!(q.condition_keys["kms:EncryptionContext:purpose"], "test");
         assert_eq!(q.multi_valued[0].key, "kms:EncryptionContextKeys");
         assert_eq!(q.multi_valued[0].values, vec!["purpose"]);
-        assert!(works_across_accounts("kms:Encrypt"));
-        assert!(!works_across_accounts("kms:DisableKey"));
     }
 }

@@ -70,7 +70,6 @@ fn caller(context: Option<RequestContext>) -> Result<Caller, Status> {
     }
     Ok(Caller {
         account_id: principal.account_id.clone(),
-        arn: principal.arn.clone(),
         region: context.region.clone(),
         context,
     })

@@ -16,8 +16,6 @@ pub const DEFAULT_POLICY_NAME: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account_id: String,
-    /// Principal ARN, for AccessDenied messages.
-    pub arn: String,
     /// Region of the endpoint the call arrived on.
     pub region: String,
     /// The request context as the gateway sent it: authz decides on it.
