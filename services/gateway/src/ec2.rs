@@ -50,11 +50,7 @@ pub async fn call(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, AwsError> {
-    let mut params = Params::parse(&String::from_utf8_lossy(body));
-    if let Some(q) = query {
-        params.extend(q);
-    }
-    let action = params.get("Action").unwrap_or_default().to_owned();
+    let (params, action) = Params::from_request(query, body);
     let outcome = match action.as_str() {
         "" => Err(AwsError::new(
             "MissingAction",

@@ -33,6 +33,17 @@ fn decode(s: &str) -> String {
 }
 
 impl Params {
+    /// The parameters of a Query request: the form body, then the URI's query
+    /// string, and the `Action` they name (empty when none).
+    pub fn from_request(query: Option<&str>, body: &[u8]) -> (Self, String) {
+        let mut params = Self::parse(&String::from_utf8_lossy(body));
+        if let Some(q) = query {
+            params.extend(q);
+        }
+        let action = params.get("Action").unwrap_or_default().to_owned();
+        (params, action)
+    }
+
     /// Parse `a=1&b=x%20y` (form encoding: `+` is a space). A later value of
     /// a repeated name wins.
     pub fn parse(input: &str) -> Self {
