@@ -93,6 +93,36 @@ def set_policy(ec2, vpce_id: str, policy: dict | None) -> None:
         ec2.modify_vpc_endpoint(VpcEndpointId=vpce_id, PolicyDocument=json.dumps(policy))
 
 
+def eventually_denied(call):
+    """The registry pushes endpoint policy changes to the gateway asynchronously:
+    retry `call` until it is denied (at most 10 s) and return the ClientError."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            call()
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDeniedException", e.response
+            return e
+        assert time.monotonic() < deadline, "the endpoint policy change never took effect"
+        time.sleep(0.1)
+
+
+def eventually_allowed(call):
+    """Retry `call` until it succeeds (at most 10 s)."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return call()
+        except ClientError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def recorded(cloudtrail, request_id: str, key_arn: str) -> bool:
     events = lookup_events(cloudtrail, ("ResourceName", key_arn))
     assert events, "the key's other calls are recorded"
@@ -129,23 +159,21 @@ def test_endpoint_policy_limits_operations_on_open_connections(stack, ec2, vpce,
         }]
     })
     try:
-        time.sleep(0.3)  # the registry pushes the new policy to the gateway
-        assert via.decrypt(CiphertextBlob=blob)["Plaintext"] == b"p"
-        assert via.describe_key(KeyId=key["Arn"])["KeyMetadata"]["KeyId"] == key["KeyId"]
-        with client_error("AccessDeniedException") as denied:
-            via.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
-        msg = denied["error"].response["Error"]["Message"]
+        denied = eventually_denied(lambda: via.encrypt(KeyId=key["KeyId"], Plaintext=b"x"))
+        assert denied.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        msg = denied.response["Error"]["Message"]
         assert msg.startswith(f"User: {ACCOUNT_A.root_arn} is not authorized to perform: kms:Encrypt on resource: {key['Arn']}"), msg
         assert "VPC endpoint policy" in msg, msg
-        rid = denied["error"].response["ResponseMetadata"]["RequestId"]
+        assert via.decrypt(CiphertextBlob=blob)["Plaintext"] == b"p"
+        assert via.describe_key(KeyId=key["Arn"])["KeyMetadata"]["KeyId"] == key["KeyId"]
+        rid = denied.response["ResponseMetadata"]["RequestId"]
         # Denied only by the endpoint policy: not recorded.
         assert not recorded(cloudtrail, rid, key["Arn"])
         # The public endpoint is not behind the endpoint policy.
         kms.encrypt(KeyId=key["KeyId"], Plaintext=b"public")
     finally:
         set_policy(ec2, vpce["id"], None)
-    time.sleep(0.3)
-    via.encrypt(KeyId=key["KeyId"], Plaintext=b"allowed again after ResetPolicy")
+    eventually_allowed(lambda: via.encrypt(KeyId=key["KeyId"], Plaintext=b"allowed again after ResetPolicy"))
 
 
 def test_principal_account_endpoint_policy_keeps_other_accounts_out(stack, ec2, vpce, kms, make_key):
@@ -171,14 +199,13 @@ def test_principal_account_endpoint_policy_keeps_other_accounts_out(stack, ec2, 
         ]
     })
     try:
-        time.sleep(0.3)
         via_b = kms_via(stack, vpce["url"], "b")
-        with client_error("AccessDeniedException") as denied:
-            via_b.encrypt(KeyId=key["Arn"], Plaintext=b"x")
-        assert "explicit deny in a VPC endpoint policy" in denied["error"].response["Error"]["Message"]
+        denied = eventually_denied(lambda: via_b.encrypt(KeyId=key["Arn"], Plaintext=b"x"))
+        assert "explicit deny in a VPC endpoint policy" in denied.response["Error"]["Message"]
         kms_via(stack, vpce["url"], "a").encrypt(KeyId=key["Arn"], Plaintext=b"own account: allowed")
     finally:
         set_policy(ec2, vpce["id"], None)
+    eventually_allowed(lambda: kms_via(stack, vpce["url"], "b").encrypt(KeyId=key["Arn"], Plaintext=b"allowed again"))
 
 
 def test_key_policy_source_vpce_condition(stack, vpce, kms, make_key):

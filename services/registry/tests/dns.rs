@@ -113,6 +113,24 @@ async fn wait_answering(server: SocketAddr, answering: bool) {
     }
 }
 
+/// Wait until `server` answers `name` with exactly `expected`: zones are rebuilt
+/// just after each committed registry write, not within it.
+async fn wait_for_addresses(server: SocketAddr, name: &str, expected: &[Ipv4Addr]) {
+    let q = query(name, RecordType::A, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = udp(server, &q).await.map(|m| addresses(&m));
+        if got.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{server} should answer {name} with {expected:?}, answers {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn vpc_resolvers_follow_the_vpcs() {
     let dns = spawn_dns().await;
@@ -169,7 +187,7 @@ async fn answers_are_authoritative_over_udp_and_tcp() {
         .unwrap();
     let eni: Ipv4Addr = interfaces[0].private_ip.parse().unwrap();
     let resolver = SocketAddr::from(([127, 92, 0, 2], dns.public.port()));
-    wait_answering(resolver, true).await;
+    wait_for_addresses(resolver, "kms.us-east-1.amazonaws.com", &[eni]).await;
 
     let kms = query("kms.us-east-1.amazonaws.com", RecordType::A, true);
     let m = udp(resolver, &kms).await.unwrap();
