@@ -33,6 +33,7 @@ REGION = "us-east-1"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 ENDPOINT_RE = re.compile(r"KMS endpoint: (http://\S+)")
+DNS_RE = re.compile(r"DNS resolver: (\S+)")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 JSON_1_1 = "application/x-amz-json-1.1"
 KMS_TARGET = "TrentService."
@@ -117,6 +118,8 @@ class Stack:
         self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}-kms-stack.log"
         self.proc: subprocess.Popen | None = None
         self.endpoint: str | None = None
+        # "127.0.0.1:<port>" of the public DNS resolver, from the stack's output.
+        self.dns: str | None = None
         self._found = threading.Event()
         self._reader: threading.Thread | None = None
 
@@ -172,6 +175,10 @@ class Stack:
                 if m:
                     self.endpoint = m.group(1).rstrip("/")
                     self._found.set()
+            elif self.dns is None:
+                m = DNS_RE.search(raw.decode("utf-8", "replace"))
+                if m:
+                    self.dns = m.group(1)
         self.proc.stdout.close()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
@@ -213,6 +220,15 @@ class Stack:
     @property
     def host(self) -> str:
         return urlsplit(self.endpoint).hostname
+
+    @property
+    def dns_port(self) -> int:
+        """The port of every DNS resolver of the stack (public and per VPC)."""
+        deadline = time.monotonic() + 10
+        while self.dns is None:
+            assert time.monotonic() < deadline, "kms-stack printed no DNS resolver line"
+            time.sleep(0.05)
+        return int(self.dns.rsplit(":", 1)[1])
 
     @property
     def port(self) -> int:
