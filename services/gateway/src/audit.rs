@@ -15,7 +15,8 @@ pub type Outcome = Result<Value, AwsError>;
 
 pub const KEY_RESOURCE_TYPE: &str = "AWS::KMS::Key";
 
-fn iso8601(ms: i64) -> String {
+/// CloudTrail's `eventTime` form (seconds, UTC).
+pub fn iso8601(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
@@ -99,60 +100,51 @@ fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<Str
     arns
 }
 
-/// Build the record of a KMS call and append it; fails closed.
-pub async fn record(
-    state: &State,
-    ctx: &RequestContext,
-    op_name: &str,
-    op: &Operation,
-    request: &Value,
-    outcome: &Outcome,
-) -> Result<(), AwsError> {
+/// What differs between the CloudTrail events of the protocols; [`append`]
+/// adds the common envelope.
+pub struct Event<'a> {
+    pub source: &'a str,
+    pub name: &'a str,
+    pub region: &'a str,
+    pub read_only: bool,
+    pub error: Option<&'a AwsError>,
+    pub request_parameters: Value,
+    pub response_elements: Value,
+    /// Key ARNs the call touched (their accounts receive the record too).
+    pub key_arns: &'a [String],
+    /// Other accounts that receive the record.
+    pub other_recipients: &'a [String],
+    /// Whether the record names the VPC endpoint the call came through.
+    pub with_vpc_endpoint: bool,
+}
+
+/// Build a CloudTrail event (eventVersion 1.08) and make it durable before the
+/// caller answers; fails closed (KMSInternalException).
+pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result<(), AwsError> {
     let caller = ctx.caller.clone().unwrap_or_default();
     let (identity, username) = user_identity(&caller);
-    let read_only = crate::kms::is_read_only(op_name);
-    let arns = key_arns(ctx, request, outcome);
-
     let mut event = Map::new();
     event.insert("eventVersion".into(), json!("1.08"));
     event.insert("userIdentity".into(), identity);
     event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
-    event.insert("eventSource".into(), json!("kms.amazonaws.com"));
-    event.insert("eventName".into(), json!(op_name));
-    event.insert("awsRegion".into(), json!(ctx.region));
+    event.insert("eventSource".into(), json!(e.source));
+    event.insert("eventName".into(), json!(e.name));
+    event.insert("awsRegion".into(), json!(e.region));
     event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
     event.insert("userAgent".into(), json!(ctx.user_agent));
-    if let Err(e) = outcome {
-        event.insert("errorCode".into(), json!(e.code));
-        event.insert("errorMessage".into(), json!(e.message));
+    if let Some(err) = e.error {
+        event.insert("errorCode".into(), json!(err.code));
+        event.insert("errorMessage".into(), json!(err.message));
     }
-    let params = op
-        .input
-        .as_ref()
-        .and_then(|s| state.kms_model.audit_view(&s.shape, request));
-    let params = match params {
-        // CloudTrail shows the algorithm KMS used even when the caller left it out.
-        Some(Value::Object(mut p)) if matches!(op_name, "Encrypt" | "Decrypt") => {
-            p.entry("encryptionAlgorithm")
-                .or_insert_with(|| json!("SYMMETRIC_DEFAULT"));
-            Some(Value::Object(p))
-        }
-        None if op_name == "Decrypt" => Some(json!({ "encryptionAlgorithm": "SYMMETRIC_DEFAULT" })),
-        other => other,
-    };
-    event.insert("requestParameters".into(), params.unwrap_or(Value::Null));
-    // CloudTrail shows responseElements only for calls that change something.
-    let response = match (outcome, &op.output, read_only) {
-        (Ok(v), Some(s), false) => state.kms_model.audit_view(&s.shape, v),
-        _ => None,
-    };
-    event.insert("responseElements".into(), response.unwrap_or(Value::Null));
+    event.insert("requestParameters".into(), e.request_parameters);
+    event.insert("responseElements".into(), e.response_elements);
     event.insert("requestID".into(), json!(ctx.request_id));
     let event_id = uuid::Uuid::new_v4().to_string();
     event.insert("eventID".into(), json!(event_id));
-    event.insert("readOnly".into(), json!(read_only));
-    if !arns.is_empty() {
-        let resources: Vec<Value> = arns
+    event.insert("readOnly".into(), json!(e.read_only));
+    if !e.key_arns.is_empty() {
+        let resources: Vec<Value> = e
+            .key_arns
             .iter()
             .map(|a| json!({ "accountId": account_of_arn(a), "type": KEY_RESOURCE_TYPE, "ARN": a }))
             .collect();
@@ -161,26 +153,32 @@ pub async fn record(
     event.insert("eventType".into(), json!("AwsApiCall"));
     event.insert("managementEvent".into(), json!(true));
     event.insert("eventCategory".into(), json!("Management"));
-    if !ctx.vpce_id.is_empty() {
+    if e.with_vpc_endpoint && !ctx.vpce_id.is_empty() {
         event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
     }
 
-    // The caller's account and each key owner's account get the record.
+    // The caller's account, each key owner's account and any other named account.
     let mut recipients = vec![caller.account_id.clone()];
-    for a in arns.iter().filter_map(|a| account_of_arn(a)) {
-        if !recipients.iter().any(|r| r == a) {
+    let others = e
+        .key_arns
+        .iter()
+        .filter_map(|a| account_of_arn(a))
+        .chain(e.other_recipients.iter().map(String::as_str));
+    for a in others {
+        if !a.is_empty() && !recipients.iter().any(|r| r == a) {
             recipients.push(a.to_string());
         }
     }
     let record = AuditRecord {
         event_id,
         event_time_ms: ctx.time_ms,
-        event_name: op_name.to_string(),
-        event_source: "kms.amazonaws.com".into(),
-        read_only,
+        event_name: e.name.to_string(),
+        event_source: e.source.to_string(),
+        read_only: e.read_only,
         username,
         access_key_id: caller.access_key_id.clone(),
-        resources: arns
+        resources: e
+            .key_arns
             .iter()
             .map(|a| Resource {
                 resource_type: KEY_RESOURCE_TYPE.into(),
@@ -203,6 +201,55 @@ pub async fn record(
             AwsError::internal()
         })?;
     Ok(())
+}
+
+/// Build the record of a KMS call and append it; fails closed.
+pub async fn record(
+    state: &State,
+    ctx: &RequestContext,
+    op_name: &str,
+    op: &Operation,
+    request: &Value,
+    outcome: &Outcome,
+) -> Result<(), AwsError> {
+    let read_only = crate::kms::is_read_only(op_name);
+    let arns = key_arns(ctx, request, outcome);
+    let params = op
+        .input
+        .as_ref()
+        .and_then(|s| state.kms_model.audit_view(&s.shape, request));
+    let params = match params {
+        // CloudTrail shows the algorithm KMS used even when the caller left it out.
+        Some(Value::Object(mut p)) if matches!(op_name, "Encrypt" | "Decrypt") => {
+            p.entry("encryptionAlgorithm")
+                .or_insert_with(|| json!("SYMMETRIC_DEFAULT"));
+            Some(Value::Object(p))
+        }
+        None if op_name == "Decrypt" => Some(json!({ "encryptionAlgorithm": "SYMMETRIC_DEFAULT" })),
+        other => other,
+    };
+    // CloudTrail shows responseElements only for calls that change something.
+    let response = match (outcome, &op.output, read_only) {
+        (Ok(v), Some(s), false) => state.kms_model.audit_view(&s.shape, v),
+        _ => None,
+    };
+    append(
+        state,
+        ctx,
+        Event {
+            source: "kms.amazonaws.com",
+            name: op_name,
+            region: &ctx.region,
+            read_only,
+            error: outcome.as_ref().err(),
+            request_parameters: params.unwrap_or(Value::Null),
+            response_elements: response.unwrap_or(Value::Null),
+            key_arns: &arns,
+            other_recipients: &[],
+            with_vpc_endpoint: true,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use crate::query::{Params, Xml, error_response, xml_response};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use kms_proto::audit::v1::{AppendRequest, AuditRecord};
 use kms_proto::common::v1::RequestContext;
 use kms_proto::error::AwsError;
 use kms_proto::registry::v1 as pb;
@@ -573,75 +572,32 @@ async fn record(
     params: &Params,
     outcome: &Result<String, AwsError>,
 ) -> Result<(), AwsError> {
-    let caller = ctx.caller.clone().unwrap_or_default();
-    let (identity, username) = crate::audit::user_identity(&caller);
     let read_only = action.starts_with("Describe");
     let mut request = Map::new();
     for (k, v) in params.iter() {
         request.insert(audit_name(k), json!(v));
     }
-    let mut event = Map::new();
-    event.insert("eventVersion".into(), json!("1.08"));
-    event.insert("userIdentity".into(), identity);
-    event.insert("eventTime".into(), json!(iso8601_s(ctx.time_ms)));
-    event.insert("eventSource".into(), json!("ec2.amazonaws.com"));
-    event.insert("eventName".into(), json!(action));
-    event.insert("awsRegion".into(), json!(ctx.region));
-    event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
-    event.insert("userAgent".into(), json!(ctx.user_agent));
-    if let Err(e) = outcome {
-        event.insert("errorCode".into(), json!(e.code));
-        event.insert("errorMessage".into(), json!(e.message));
-    }
-    event.insert("requestParameters".into(), Value::Object(request));
     let response = match outcome {
         Ok(_) if !read_only => json!({ "requestId": ctx.request_id }),
         _ => Value::Null,
     };
-    event.insert("responseElements".into(), response);
-    event.insert("requestID".into(), json!(ctx.request_id));
-    let event_id = uuid::Uuid::new_v4().to_string();
-    event.insert("eventID".into(), json!(event_id));
-    event.insert("readOnly".into(), json!(read_only));
-    event.insert("eventType".into(), json!("AwsApiCall"));
-    event.insert("managementEvent".into(), json!(true));
-    event.insert("eventCategory".into(), json!("Management"));
-    if !ctx.vpce_id.is_empty() {
-        event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
-    }
-    let record = AuditRecord {
-        event_id,
-        event_time_ms: ctx.time_ms,
-        event_name: action.to_owned(),
-        event_source: "ec2.amazonaws.com".into(),
-        read_only,
-        username,
-        access_key_id: caller.access_key_id.clone(),
-        resources: Vec::new(),
-        recipient_account_ids: vec![caller.account_id.clone()],
-        cloudtrail_event: Value::Object(event).to_string(),
-        request_id: ctx.request_id.clone(),
-    };
-    state
-        .clients
-        .audit()
-        .append(AppendRequest {
-            records: vec![record],
-        })
-        .await
-        .map_err(|s| {
-            tracing::error!(error = %s.message(), request_id = %ctx.request_id, "audit record not durable; failing the call");
-            AwsError::internal()
-        })?;
-    Ok(())
-}
-
-fn iso8601_s(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
+    crate::audit::append(
+        state,
+        ctx,
+        crate::audit::Event {
+            source: "ec2.amazonaws.com",
+            name: action,
+            region: &ctx.region,
+            read_only,
+            error: outcome.as_ref().err(),
+            request_parameters: Value::Object(request),
+            response_elements: response,
+            key_arns: &[],
+            other_recipients: &[],
+            with_vpc_endpoint: true,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -651,7 +607,10 @@ mod tests {
     #[test]
     fn timestamps_and_audit_names() {
         assert_eq!(iso8601_ms(1_516_081_617_123), "2018-01-16T05:46:57.123Z");
-        assert_eq!(iso8601_s(1_516_081_617_123), "2018-01-16T05:46:57Z");
+        assert_eq!(
+            crate::audit::iso8601(1_516_081_617_123),
+            "2018-01-16T05:46:57Z"
+        );
         assert_eq!(audit_name("SubnetId.1"), "subnetId.1");
     }
 

@@ -17,7 +17,6 @@ use crate::query::{Params, escape};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use kms_proto::audit::v1::{AppendRequest, AuditRecord};
 use kms_proto::authz::v1 as pb;
 use kms_proto::common::v1::{Caller, RequestContext};
 use kms_proto::error::AwsError;
@@ -193,13 +192,7 @@ impl Default for Doc {
     }
 }
 
-pub fn iso8601(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
-}
+pub use crate::audit::iso8601;
 
 /// `Value null at 'userName' failed to satisfy constraint: Member must not be null`.
 pub fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, AwsError> {
@@ -714,83 +707,38 @@ pub async fn record(
     response: &Result<Value, AwsError>,
     other_recipients: &[String],
 ) -> Result<(), AwsError> {
-    let caller = ctx.caller.clone().unwrap_or_default();
-    let (identity, username) = crate::audit::user_identity(&caller);
     let read_only = action.starts_with("Get") || action.starts_with("List");
     let mut request = Map::new();
     for (k, v) in params.iter() {
         request.insert(camel(k), json!(v));
     }
-    let mut event = Map::new();
-    event.insert("eventVersion".into(), json!("1.08"));
-    event.insert("userIdentity".into(), identity);
-    event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
-    event.insert("eventSource".into(), json!(event_source));
-    event.insert("eventName".into(), json!(action));
     // IAM is global: its events are recorded in us-east-1.
     let region = if event_source == "iam.amazonaws.com" {
         "us-east-1"
     } else {
         ctx.region.as_str()
     };
-    event.insert("awsRegion".into(), json!(region));
-    event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
-    event.insert("userAgent".into(), json!(ctx.user_agent));
-    if let Err(e) = response {
-        event.insert("errorCode".into(), json!(e.code));
-        event.insert("errorMessage".into(), json!(e.message));
-    }
-    event.insert(
-        "requestParameters".into(),
-        if request.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(request)
+    crate::audit::append(
+        state,
+        ctx,
+        crate::audit::Event {
+            source: event_source,
+            name: action,
+            region,
+            read_only,
+            error: response.as_ref().err(),
+            request_parameters: if request.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(request)
+            },
+            response_elements: response.as_ref().cloned().unwrap_or(Value::Null),
+            key_arns: &[],
+            other_recipients,
+            with_vpc_endpoint: false,
         },
-    );
-    let elements = match response {
-        Ok(v) => v.clone(),
-        Err(_) => Value::Null,
-    };
-    event.insert("responseElements".into(), elements);
-    event.insert("requestID".into(), json!(ctx.request_id));
-    let event_id = uuid::Uuid::new_v4().to_string();
-    event.insert("eventID".into(), json!(event_id));
-    event.insert("readOnly".into(), json!(read_only));
-    event.insert("eventType".into(), json!("AwsApiCall"));
-    event.insert("managementEvent".into(), json!(true));
-    event.insert("eventCategory".into(), json!("Management"));
-    let mut recipients = vec![caller.account_id.clone()];
-    for a in other_recipients {
-        if !a.is_empty() && !recipients.contains(a) {
-            recipients.push(a.clone());
-        }
-    }
-    let record = AuditRecord {
-        event_id,
-        event_time_ms: ctx.time_ms,
-        event_name: action.to_owned(),
-        event_source: event_source.to_owned(),
-        read_only,
-        username,
-        access_key_id: caller.access_key_id.clone(),
-        resources: Vec::new(),
-        recipient_account_ids: recipients,
-        cloudtrail_event: Value::Object(event).to_string(),
-        request_id: ctx.request_id.clone(),
-    };
-    state
-        .clients
-        .audit()
-        .append(AppendRequest {
-            records: vec![record],
-        })
-        .await
-        .map_err(|s| {
-            tracing::error!(error = %s.message(), request_id = %ctx.request_id, "audit record not durable; failing the call");
-            AwsError::internal()
-        })?;
-    Ok(())
+    )
+    .await
 }
 
 #[cfg(test)]
