@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # docker-compose for real: build the image here (no registry), start the five
 # containers, wait until every healthcheck passes, drive the published
-# endpoint with boto3, and tear everything down (volumes included).
+# endpoint with boto3, run a client container inside each of the two VPC
+# networks (private DNS, endpoint-specific DNS), and tear everything down
+# (volumes included).
 # Usage: scripts/compose-smoke.sh [debug|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +30,5 @@ if [ "$unhealthy" != 0 ]; then
   "${compose[@]}" -p "$project" logs --tail 50
   echo "containers did not become healthy"; exit 1
 fi
-KMS_ENDPOINT="http://127.0.0.1:$KMS_PUBLIC_PORT" python3 tests/compose/smoke.py
+COMPOSE="${compose[*]}" COMPOSE_PROJECT="$project" \
+  KMS_ENDPOINT="http://127.0.0.1:$KMS_PUBLIC_PORT" python3 tests/compose/smoke.py

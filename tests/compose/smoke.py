@@ -4,8 +4,19 @@ Run by scripts/compose-smoke.sh once the containers are healthy. Drives the
 gateway's published port (loopback only) with boto3: create a key, encrypt,
 decrypt, and find the calls in CloudTrail LookupEvents (which crosses the
 gateway, authz, keystore and audit containers).
+
+Then the seed's scenario on real private networks: two VPCs (the compose
+networks vpc-a and vpc-b), an interface endpoint in each (private DNS on in
+vpc-a, off in vpc-b), and a client container inside each VPC (`kms-demo`, the
+AWS SDK for Rust) that finds KMS by DNS through its VPC's resolver: in vpc-a
+the ordinary name `kms.us-east-1.amazonaws.com`, in vpc-b the endpoint-specific
+name. CloudTrail must show each call with its endpoint's id and the client's
+private address.
 """
+import ipaddress
+import json
 import os
+import subprocess
 import sys
 import time
 from urllib.parse import urlparse
@@ -49,4 +60,75 @@ events = trail.lookup_events(LookupAttributes=[
     {"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}])["Events"]
 names = sorted(e["EventName"] for e in events)
 assert names == ["CreateKey", "Decrypt", "Encrypt"], names
-print("compose smoke: 1 passed, 0 failed")
+
+# --- VPCs as real networks -------------------------------------------------
+ec2 = boto3.client("ec2", **session)
+compose = os.environ.get("COMPOSE", "docker-compose").split()
+project = os.environ["COMPOSE_PROJECT"]
+
+
+def make_vpc(cidr, private_dns):
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr,
+                               AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ep = ec2.create_vpc_endpoint(VpcEndpointType="Interface", VpcId=vpc,
+                                 ServiceName="com.amazonaws.us-east-1.kms",
+                                 SubnetIds=[subnet], PrivateDnsEnabled=private_dns)["VpcEndpoint"]
+    eni = ec2.describe_network_interfaces(
+        NetworkInterfaceIds=ep["NetworkInterfaceIds"])["NetworkInterfaces"][0]
+    return ep, eni["PrivateIpAddress"]
+
+
+def run_demo(service, cidr, endpoint_url):
+    """Run the client container until the endpoint answers (the registry's
+    resolver and the gateway's listener follow registry writes asynchronously)."""
+    for attempt in range(30):
+        out = subprocess.run(
+            compose + ["-p", project, "--profile", "demo", "run", "--rm", "-T",
+                       "-e", f"KMS_DEMO_ENDPOINT_URL={endpoint_url}", service],
+            capture_output=True, text=True, timeout=120)
+        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        if out.returncode == 0 and lines:
+            return json.loads(lines[-1])
+        last = out.stdout[-800:] + out.stderr[-800:]
+        time.sleep(1)
+    sys.exit(f"{service} never reached KMS: {last}")
+
+
+def trail_event(request_id, name):
+    for attempt in range(10):
+        for e in trail.lookup_events(LookupAttributes=[
+                {"AttributeKey": "EventName", "AttributeValue": name}])["Events"]:
+            record = json.loads(e["CloudTrailEvent"])
+            if record["requestID"] == request_id:
+                return record
+        time.sleep(0.5)
+    sys.exit(f"no CloudTrail record with requestID {request_id}")
+
+
+ep_a, ip_a = make_vpc("172.30.10.0/24", private_dns=True)
+ep_b, ip_b = make_vpc("172.30.20.0/24", private_dns=False)
+# The registry's first interface address of a subnet is its base + 4: where
+# docker-compose.yml put the gateway on each VPC network.
+assert (ip_a, ip_b) == ("172.30.10.4", "172.30.20.4"), (ip_a, ip_b)
+
+# vpc-a: the ordinary KMS hostname, resolved by the VPC's resolver (private DNS).
+demo_a = run_demo("demo-a", "172.30.10.0/24", "http://kms.us-east-1.amazonaws.com:4566")
+assert demo_a["resolved"] == [ip_a], demo_a
+assert demo_a["roundTrip"] is True, demo_a
+rec = trail_event(demo_a["encryptRequestId"], "Encrypt")
+assert rec["vpcEndpointId"] == ep_a["VpcEndpointId"], rec
+assert ipaddress.ip_address(rec["sourceIPAddress"]) in ipaddress.ip_network("172.30.10.0/24"), rec
+
+# vpc-b: no private DNS, so the endpoint-specific name.
+name_b = ep_b["DnsEntries"][0]["DnsName"]
+assert name_b.startswith(ep_b["VpcEndpointId"] + "-"), ep_b["DnsEntries"]
+demo_b = run_demo("demo-b", "172.30.20.0/24", f"http://{name_b}:4566")
+assert demo_b["resolved"] == [ip_b], demo_b
+rec = trail_event(demo_b["encryptRequestId"], "Encrypt")
+assert rec["vpcEndpointId"] == ep_b["VpcEndpointId"], rec
+assert ipaddress.ip_address(rec["sourceIPAddress"]) in ipaddress.ip_network("172.30.20.0/24"), rec
+
+print("compose smoke: 3 passed, 0 failed")

@@ -24,6 +24,15 @@ pub struct Config {
     #[arg(long = "dns-public-ip", env = "KMS_REGISTRY_DNS_PUBLIC_IP")]
     pub dns_public_ip: Option<std::net::IpAddr>,
 
+    /// What `kms.<region>.amazonaws.com` answers outside private DNS when the
+    /// public endpoint is not on the resolver's address (compose: the
+    /// gateway's address). Unset: the public resolver's own address.
+    #[arg(
+        long = "dns-public-endpoint-ip",
+        env = "KMS_REGISTRY_DNS_PUBLIC_ENDPOINT_IP"
+    )]
+    pub dns_public_endpoint_ip: Option<std::net::Ipv4Addr>,
+
     /// Bind VPC resolvers outside 127.0.0.0/8 (compose, real networks).
     #[arg(
         long = "dns-allow-non-loopback",
@@ -48,6 +57,7 @@ impl Config {
             database_url: database_url.into(),
             dns_port: 5353,
             dns_public_ip: None,
+            dns_public_endpoint_ip: None,
             dns_allow_non_loopback: false,
             region: "us-east-1".to_owned(),
         }

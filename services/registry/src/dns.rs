@@ -357,12 +357,35 @@ pub async fn serve<S: Store>(
     allow_non_loopback: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_answering(
+        registry,
+        public_udp,
+        public_tcp,
+        None,
+        allow_non_loopback,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], with `kms.<region>.amazonaws.com` outside private DNS answering
+/// `public_answer` instead of the public resolver's own address (compose: the
+/// resolver runs in the registry's container, the public endpoint in the
+/// gateway's).
+pub async fn serve_answering<S: Store>(
+    registry: Registry<S>,
+    public_udp: UdpSocket,
+    public_tcp: TcpListener,
+    public_answer: Option<Ipv4Addr>,
+    allow_non_loopback: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let public = public_udp.local_addr()?;
     let port = public.port();
-    let public_ip = match public.ip() {
+    let public_ip = public_answer.or(match public.ip() {
         IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
         _ => None,
-    };
+    });
     let mut changes = registry.subscribe_changes();
     changes.borrow_and_update();
     let mut serial = 1u32;

@@ -52,10 +52,11 @@ pub async fn run(
         Some(ip) => {
             let (udp, tcp) = dns::bind_public(ip, config.dns_port).await?;
             let mut stop = stop.clone();
-            Some(tokio::spawn(dns::serve(
+            Some(tokio::spawn(dns::serve_answering(
                 registry.clone(),
                 udp,
                 tcp,
+                config.dns_public_endpoint_ip,
                 config.dns_allow_non_loopback,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
