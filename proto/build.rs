@@ -48,6 +48,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         &fpath,
                         "#[serde(skip_serializing_if = \"Vec::is_empty\")]",
                     );
+                } else if msg.name() == "GrantConstraints" {
+                    // AWS shows only the constraint a grant has.
+                    cfg = cfg.field_attribute(
+                        &fpath,
+                        "#[serde(skip_serializing_if = \"::std::collections::HashMap::is_empty\")]",
+                    );
                 } else if field.name() == "aws_account_id" {
                     cfg = cfg.field_attribute(&fpath, "#[serde(rename = \"AWSAccountId\")]");
                 } else if field.r#type() == Type::Bytes && !repeated {

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 compose=(docker-compose)
 docker compose version >/dev/null 2>&1 && compose=(docker compose)
 export KMS_PUBLIC_PORT="${KMS_PUBLIC_PORT:-14566}"
+export KMS_TRACES_PORT="${KMS_TRACES_PORT:-26686}"
+export KMS_TLS_PORT="${KMS_TLS_PORT:-14443}"
 project=kmsvpce-smoke
 scripts/docker-image.sh "${1:-release}"
 cleanup() { "${compose[@]}" -p "$project" down -v --remove-orphans >/dev/null 2>&1 || true; }
@@ -19,8 +21,9 @@ cleanup
 for i in $(seq 1 60); do
   unhealthy=0
   for c in $("${compose[@]}" -p "$project" ps -q); do
-    s=$(docker inspect -f '{{.State.Health.Status}}' "$c")
-    [ "$s" = healthy ] || unhealthy=1
+    # One-shot containers (tls-init) have no healthcheck: they must have exited 0.
+    s=$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}:{{.State.ExitCode}}{{end}}' "$c")
+    [ "$s" = healthy ] || [ "$s" = exited:0 ] || unhealthy=1
   done
   [ "$unhealthy" = 0 ] && break
   sleep 1

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-release}"
 flag=(); [ "$profile" = release ] && flag=(--release)
-bins=(kms-gateway kms-registry kms-authz kms-keystore kms-audit kms-health kms-stack kms-demo)
-pkgs=(-p kms-gateway -p kms-registry -p kms-authz -p kms-keystore -p kms-audit -p kms-stack -p kms-demo)
+bins=(kms-gateway kms-registry kms-authz kms-keystore kms-audit kms-health kms-stack kms-tls-init kms-demo kms-traces)
+pkgs=(-p kms-gateway -p kms-registry -p kms-authz -p kms-keystore -p kms-audit -p kms-stack -p kms-demo -p kms-traces)
 cargo build "${flag[@]}" "${pkgs[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 

@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from urllib.parse import urlparse
 
 import boto3
@@ -81,13 +83,13 @@ def make_vpc(cidr, private_dns):
     return ep, eni["PrivateIpAddress"]
 
 
-def run_demo(service, cidr, endpoint_url):
+def run_demo(service, cidr, endpoint_url=None):
     """Run the client container until the endpoint answers (the registry's
     resolver and the gateway's listener follow registry writes asynchronously)."""
+    extra = ["-e", f"KMS_DEMO_ENDPOINT_URL={endpoint_url}"] if endpoint_url else []
     for attempt in range(30):
         out = subprocess.run(
-            compose + ["-p", project, "--profile", "demo", "run", "--rm", "-T",
-                       "-e", f"KMS_DEMO_ENDPOINT_URL={endpoint_url}", service],
+            compose + ["-p", project, "--profile", "demo", "run", "--rm", "-T"] + extra + [service],
             capture_output=True, text=True, timeout=120)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if out.returncode == 0 and lines:
@@ -114,21 +116,116 @@ ep_b, ip_b = make_vpc("172.30.20.0/24", private_dns=False)
 # docker-compose.yml put the gateway on each VPC network.
 assert (ip_a, ip_b) == ("172.30.10.4", "172.30.20.4"), (ip_a, ip_b)
 
-# vpc-a: the ordinary KMS hostname, resolved by the VPC's resolver (private DNS).
-demo_a = run_demo("demo-a", "172.30.10.0/24", "http://kms.us-east-1.amazonaws.com:4566")
+# vpc-a: no endpoint URL at all: the SDK's https://kms.us-east-1.amazonaws.com,
+# resolved by the VPC's resolver (private DNS), over TLS with the stack's CA.
+demo_a = run_demo("demo-a", "172.30.10.0/24")
 assert demo_a["resolved"] == [ip_a], demo_a
 assert demo_a["roundTrip"] is True, demo_a
 rec = trail_event(demo_a["encryptRequestId"], "Encrypt")
 assert rec["vpcEndpointId"] == ep_a["VpcEndpointId"], rec
 assert ipaddress.ip_address(rec["sourceIPAddress"]) in ipaddress.ip_network("172.30.10.0/24"), rec
+assert rec["tlsDetails"]["clientProvidedHostHeader"] == "kms.us-east-1.amazonaws.com", rec
+assert rec["tlsDetails"]["tlsVersion"] in ("TLSv1.2", "TLSv1.3"), rec
 
 # vpc-b: no private DNS, so the endpoint-specific name.
 name_b = ep_b["DnsEntries"][0]["DnsName"]
 assert name_b.startswith(ep_b["VpcEndpointId"] + "-"), ep_b["DnsEntries"]
-demo_b = run_demo("demo-b", "172.30.20.0/24", f"http://{name_b}:4566")
+demo_b = run_demo("demo-b", "172.30.20.0/24", f"https://{name_b}")
 assert demo_b["resolved"] == [ip_b], demo_b
 rec = trail_event(demo_b["encryptRequestId"], "Encrypt")
 assert rec["vpcEndpointId"] == ep_b["VpcEndpointId"], rec
 assert ipaddress.ip_address(rec["sourceIPAddress"]) in ipaddress.ip_network("172.30.20.0/24"), rec
 
-print("compose smoke: 3 passed, 0 failed")
+
+# --- Tracing: one trace per call across the services ----------------------
+traces_port = os.environ.get("KMS_TRACES_PORT", "16686")
+
+
+def trace_of(request_id, services):
+    """The trace whose gateway span has this request id, once `services` all
+    reported their spans (they export every 500 ms)."""
+    url = f"http://127.0.0.1:{traces_port}/api/traces?request_id={request_id}"
+    spans = []
+    for attempt in range(60):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                spans = json.load(r)["spans"]
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        if services <= {s["service"] for s in spans}:
+            return spans
+        time.sleep(0.5)
+    sys.exit(f"trace of {request_id}: services {services} not all there: {spans}")
+
+
+def tree_checks(spans, request_id):
+    roots = [s for s in spans if not s["parentSpanId"]]
+    assert len(roots) == 1, spans
+    ids = {s["spanId"] for s in spans}
+    assert all(not s["parentSpanId"] or s["parentSpanId"] in ids for s in spans), spans
+    root = roots[0]
+    assert root["service"] == "kms-gateway" and root["attributes"]["aws.request_id"] == request_id, root
+    return root
+
+
+def child(spans, parent, service, name):
+    for s in spans:
+        if s["service"] == service and s["name"] == name and s["parentSpanId"] == parent["spanId"]:
+            return s
+    sys.exit(f"no {service} {name} under {parent['name']}: {spans}")
+
+
+# The Encrypt demo-a made through vpc-a's endpoint.
+spans = trace_of(demo_a["encryptRequestId"], {"kms-gateway", "kms-authz", "kms-keystore", "kms-audit"})
+root = tree_checks(spans, demo_a["encryptRequestId"])
+assert root["name"] == "kms.Encrypt", root
+assert root["attributes"]["aws.vpce_id"] == ep_a["VpcEndpointId"], root
+ks = child(spans, root, "kms-keystore", "kms.keystore.v1.KeyStore/Encrypt")
+authorize = child(spans, ks, "kms-authz", "kms.authz.v1.Authz/Authorize")
+decision = child(spans, authorize, "kms-authz", "authorize")
+assert decision["attributes"]["kms.decision"] == "allowed", decision
+child(spans, root, "kms-audit", "kms.audit.v1.Audit/Append")
+
+# The decrypt failure demo-a provoked.
+spans = trace_of(demo_a["failedDecryptRequestId"], {"kms-gateway", "kms-keystore"})
+root = tree_checks(spans, demo_a["failedDecryptRequestId"])
+assert root["attributes"]["aws.error_code"] == "InvalidCiphertextException", root
+
+# An EC2 call: the registry's part of the trace.
+vpc_call = ec2.describe_vpcs()
+spans = trace_of(vpc_call["ResponseMetadata"]["RequestId"], {"kms-gateway", "kms-registry"})
+root = tree_checks(spans, vpc_call["ResponseMetadata"]["RequestId"])
+assert any(s["service"] == "kms-registry" and s["parentSpanId"] == root["spanId"] for s in spans), spans
+
+# An endpoint-policy deny: vpc-a's endpoint now refuses Encrypt.
+ec2.modify_vpc_endpoint(VpcEndpointId=ep_a["VpcEndpointId"], PolicyDocument=json.dumps({
+    "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"},
+    ]}))
+for attempt in range(30):
+    out = subprocess.run(
+        compose + ["-p", project, "--profile", "demo", "run", "--rm", "-T", "demo-a"],
+        capture_output=True, text=True, timeout=120)
+    calls = [json.loads(l) for l in out.stderr.splitlines() if l.startswith('{"call"')]
+    denied = [c for c in calls if c["call"] == "Encrypt" and c["error"] == "AccessDeniedException"]
+    if out.returncode != 0 and denied:
+        break
+    time.sleep(1)
+else:
+    sys.exit(f"the endpoint policy never denied Encrypt: {out.stdout[-500:]} {out.stderr[-800:]}")
+denied_id = denied[0]["requestId"]
+spans = trace_of(denied_id, {"kms-gateway", "kms-authz", "kms-keystore"})
+root = tree_checks(spans, denied_id)
+assert root["attributes"]["aws.error_code"] == "AccessDeniedException", root
+decisions = [s for s in spans if "kms.decision" in s["attributes"]]
+assert [d["attributes"]["kms.decision"] for d in decisions] == ["endpointPolicyDeny"], decisions
+# AWS does not record requests denied only by the endpoint policy.
+time.sleep(1)
+recorded = [e for e in trail.lookup_events(LookupAttributes=[
+    {"AttributeKey": "EventName", "AttributeValue": "Encrypt"}])["Events"]
+    if json.loads(e["CloudTrailEvent"])["requestID"] == denied_id]
+assert recorded == [], recorded
+
+print("compose smoke: 5 passed, 0 failed")

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
+# Also served by the session's stack (multi-Region keys).
+ADDITIONAL_REGIONS = ("us-west-2", "eu-west-1")
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 ENDPOINT_RE = re.compile(r"KMS endpoint: (http://\S+)")
@@ -136,7 +138,18 @@ class Stack:
         env.setdefault("NO_COLOR", "1")
         self._log = open(self.log_path, "ab", buffering=0)
         self.proc = subprocess.Popen(
-            [str(binary), "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0", "--dns-port", "0"],
+            [
+                str(binary),
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--dns-port",
+                "0",
+                # Multi-Region keys replicate between the Regions of one stack.
+                "--additional-regions",
+                ",".join(ADDITIONAL_REGIONS),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

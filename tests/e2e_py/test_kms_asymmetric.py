@@ -203,7 +203,7 @@ def test_sign_errors(kms, rsa_key, ec_keys, make_key):
         ("HMAC_256", "SIGN_VERIFY", "ValidationException"),
         ("SYMMETRIC_DEFAULT", "SIGN_VERIFY", "ValidationException"),
         ("RSA_2048", "GENERATE_VERIFY_MAC", "ValidationException"),
-        ("ECC_NIST_P384", "KEY_AGREEMENT", "UnsupportedOperationException"),
+        ("SM2", "KEY_AGREEMENT", "UnsupportedOperationException"),
         ("ML_DSA_65", "SIGN_VERIFY", "UnsupportedOperationException"),
     ],
 )

@@ -63,6 +63,7 @@ pub async fn run(
     tracing::info!(addr = ?listener.local_addr().ok(), batch_max = config.batch_max, "audit serving");
 
     let served = tonic::transport::Server::builder()
+        .trace_fn(kms_telemetry::server_span)
         .add_service(health_service)
         .add_service(AuditServer::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -129,11 +128,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         )
         .await;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let _telemetry = kms_telemetry::init("kms-audit")?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     kms_audit::run(listener, cli.config, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -37,17 +37,57 @@ impl Appender {
         if copies.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { copies, reply })
             .await
             .map_err(|_| Error::CommitFailed)?;
-        match answer.await {
+        let answer = answer.await;
+        metrics().lag.record(started.elapsed().as_secs_f64(), &[]);
+        match answer {
             Ok(Ok(())) => Ok(()),
             // Batch failed, or the writer is gone.
             Ok(Err(())) | Err(_) => Err(Error::CommitFailed),
         }
     }
+}
+
+/// The audit service's instruments: how long an append waits until its
+/// records are durable (the audit lag a call pays), commit time, batch sizes
+/// and records written.
+struct Metrics {
+    lag: kms_telemetry::Histogram<f64>,
+    commit: kms_telemetry::Histogram<f64>,
+    batch_rows: kms_telemetry::Histogram<u64>,
+    records: kms_telemetry::Counter<u64>,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(|| {
+        let m = kms_telemetry::meter("kms-audit");
+        Metrics {
+            lag: m
+                .f64_histogram("kms.audit.append.duration")
+                .with_unit("s")
+                .with_description("Time from an Append to its records being durable")
+                .build(),
+            commit: m
+                .f64_histogram("kms.audit.commit.duration")
+                .with_unit("s")
+                .with_description("Duration of one group commit")
+                .build(),
+            batch_rows: m
+                .u64_histogram("kms.audit.batch.rows")
+                .with_description("Records per group commit")
+                .build(),
+            records: m
+                .u64_counter("kms.audit.records")
+                .with_description("Records made durable")
+                .build(),
+        }
+    });
+    &METRICS
 }
 
 async fn write_loop<S: Store>(store: S, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
@@ -65,10 +105,15 @@ async fn write_loop<S: Store>(store: S, mut rx: mpsc::Receiver<Job>, batch_max: 
             }
         }
         let batch: Vec<&EventCopy> = jobs.iter().flat_map(|j| j.copies.iter()).collect();
+        let commit_started = std::time::Instant::now();
         let result = store.append_batch(&batch).await;
         drop(batch);
+        let m = metrics();
+        m.commit.record(commit_started.elapsed().as_secs_f64(), &[]);
+        m.batch_rows.record(rows as u64, &[]);
         let outcome = match result {
             Ok(inserted) => {
+                m.records.add(inserted, &[]);
                 tracing::trace!(calls = jobs.len(), rows, inserted, "audit batch committed");
                 Ok(())
             }

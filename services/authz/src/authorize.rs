@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
+use crate::grants::GrantSet;
 use crate::policy::{self, Context, Policies, Policy, PolicyKind, Principal, Request};
 
 /// The caller, as authentication established it.
@@ -227,6 +228,97 @@ impl Authorizer {
             reason: d.message,
             denied_by_endpoint_policy: d.denied_by_endpoint_policy,
             eval_decision: d.eval.as_str(),
+        })
+    }
+
+    /// [`Authorizer::decide`], then the grants (see [`crate::grants`]): a grant that allows
+    /// the action completes the key side of a decision that no explicit deny made (the
+    /// grantee needs no identity policy, in its account or another); the VPC endpoint policy
+    /// must still allow the request. Without a matching grant the decision (and its deny
+    /// message) is unchanged.
+    pub fn decide_with_grants(
+        &self,
+        req: &AccessRequest,
+        grants: &GrantSet,
+        now: OffsetDateTime,
+    ) -> Result<Decision, Error> {
+        let d = self.decide(req, now)?;
+        if d.allowed
+            || grants.is_empty()
+            || d.denied_by_endpoint_policy
+            || d.eval_decision != policy::EvalDecision::ImplicitDeny.as_str()
+        {
+            return Ok(d);
+        }
+        let Some(caller) = &req.caller else {
+            return Ok(d);
+        };
+        let mut arns = vec![caller.arn.as_str()];
+        if !caller.role_arn.is_empty() {
+            arns.push(caller.role_arn.as_str());
+        }
+        if grants
+            .allowing(&arns, &req.action, &req.condition_keys)
+            .is_none()
+        {
+            return Ok(d);
+        }
+        if !req.endpoint_policy.is_empty() {
+            let endpoint = self.parsed(&req.endpoint_policy, PolicyKind::EndpointPolicy)?;
+            let principal = Principal {
+                account_id: caller.account_id.clone(),
+                arn: caller.arn.clone(),
+                role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
+                is_root: caller.principal_type == "Root"
+                    || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
+            };
+            let time = if req.origin.time_ms > 0 {
+                OffsetDateTime::from_unix_timestamp_nanos(req.origin.time_ms as i128 * 1_000_000)
+                    .unwrap_or(now)
+            } else {
+                now
+            };
+            let context = build_context(caller, &req.origin, time, &req.condition_keys);
+            let resource = if req.resource_arn.is_empty() {
+                "*"
+            } else {
+                req.resource_arn.as_str()
+            };
+            let request = Request {
+                principal: &principal,
+                action: &req.action,
+                resource,
+                resource_account: (!req.resource_account.is_empty())
+                    .then_some(req.resource_account.as_str()),
+                context: &context,
+            };
+            let outcome = endpoint.outcome(&request, &req.action.to_lowercase());
+            if outcome.denied_by.is_some() || outcome.allowed_as.is_none() {
+                let why = if outcome.denied_by.is_some() {
+                    policy::DenyReason::ExplicitDeny(policy::PolicyType::VpcEndpoint)
+                } else {
+                    policy::DenyReason::NoAllow(policy::PolicyType::VpcEndpoint)
+                };
+                return Ok(Decision {
+                    allowed: false,
+                    reason: policy::deny_message(&principal.arn, &req.action, resource, why),
+                    denied_by_endpoint_policy: true,
+                    eval_decision: match why {
+                        policy::DenyReason::ExplicitDeny(_) => {
+                            policy::EvalDecision::ExplicitDeny.as_str()
+                        }
+                        policy::DenyReason::NoAllow(_) => {
+                            policy::EvalDecision::ImplicitDeny.as_str()
+                        }
+                    },
+                });
+            }
+        }
+        Ok(Decision {
+            allowed: true,
+            reason: String::new(),
+            denied_by_endpoint_policy: false,
+            eval_decision: policy::EvalDecision::Allowed.as_str(),
         })
     }
 }

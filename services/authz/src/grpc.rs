@@ -146,14 +146,24 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let mut req = AccessRequest::from(request.into_inner());
+        let inner = request.into_inner();
+        let grants = crate::grants::GrantSet::from_pb(&inner);
+        let mut req = AccessRequest::from(inner);
         // The identity side: the caller's own policies from this service's store, merged
         // with any the RPC's caller supplied.
+        // Principal tags come only from the store: any the RPC's caller sent are dropped.
+        req.condition_keys
+            .retain(|(k, _)| !crate::iam::is_principal_tag_key(k));
         if let Some(c) = &req.caller {
             let stored = self.iam.identity_policies(c).await?;
-            req.identity_policies.extend(stored.iter().cloned());
+            req.identity_policies
+                .extend(stored.documents.iter().cloned());
+            req.condition_keys.extend(stored.tag_condition_keys());
         }
-        let d = self.authorizer.decide(&req, self.clock.now())?;
+        let d = self
+            .authorizer
+            .decide_with_grants(&req, &grants, self.clock.now())?;
+        record_decision(&req.action, &d);
         if !d.allowed {
             tracing::debug!(
                 reason = %d.reason,
@@ -353,6 +363,144 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
         }))
     }
 
+    async fn create_policy(
+        &self,
+        request: Request<pb::CreateManagedPolicyRequest>,
+    ) -> Result<Response<pb::ManagedPolicy>, Status> {
+        Ok(Response::new(
+            self.iam.create_policy(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::ManagedPolicyRequest>,
+    ) -> Result<Response<pb::ManagedPolicy>, Status> {
+        Ok(Response::new(
+            self.iam.get_policy(request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: Request<pb::ManagedPolicyRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.delete_policy(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn list_policies(
+        &self,
+        request: Request<pb::ListManagedPoliciesRequest>,
+    ) -> Result<Response<pb::ListManagedPoliciesResponse>, Status> {
+        let policies = self.iam.list_policies(request.into_inner()).await?;
+        Ok(Response::new(pb::ListManagedPoliciesResponse { policies }))
+    }
+
+    async fn create_policy_version(
+        &self,
+        request: Request<pb::CreatePolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        Ok(Response::new(
+            self.iam.create_policy_version(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_policy_version(
+        &self,
+        request: Request<pb::PolicyVersionRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        Ok(Response::new(
+            self.iam.get_policy_version(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_policy_versions(
+        &self,
+        request: Request<pb::ManagedPolicyRequest>,
+    ) -> Result<Response<pb::ListPolicyVersionsResponse>, Status> {
+        let versions = self.iam.list_policy_versions(request.into_inner()).await?;
+        Ok(Response::new(pb::ListPolicyVersionsResponse { versions }))
+    }
+
+    async fn delete_policy_version(
+        &self,
+        request: Request<pb::PolicyVersionRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.delete_policy_version(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn set_default_policy_version(
+        &self,
+        request: Request<pb::PolicyVersionRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam
+            .set_default_policy_version(request.into_inner())
+            .await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn attach_policy(
+        &self,
+        request: Request<pb::PolicyAttachmentRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.attach_policy(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn detach_policy(
+        &self,
+        request: Request<pb::PolicyAttachmentRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.detach_policy(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn list_attached_policies(
+        &self,
+        request: Request<pb::PolicyAttachmentRequest>,
+    ) -> Result<Response<pb::ListAttachedPoliciesResponse>, Status> {
+        let policies = self
+            .iam
+            .list_attached_policies(request.into_inner())
+            .await?;
+        Ok(Response::new(pb::ListAttachedPoliciesResponse { policies }))
+    }
+
+    async fn tag_principal(
+        &self,
+        request: Request<pb::TagPrincipalRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.tag_principal(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn untag_principal(
+        &self,
+        request: Request<pb::UntagPrincipalRequest>,
+    ) -> Result<Response<pb::IamEmpty>, Status> {
+        self.iam.untag_principal(request.into_inner()).await?;
+        Ok(Response::new(pb::IamEmpty {}))
+    }
+
+    async fn list_principal_tags(
+        &self,
+        request: Request<pb::PrincipalTagsRequest>,
+    ) -> Result<Response<pb::ListPrincipalTagsResponse>, Status> {
+        let tags = self.iam.list_principal_tags(request.into_inner()).await?;
+        Ok(Response::new(pb::ListPrincipalTagsResponse { tags }))
+    }
+
+    async fn simulate_policy(
+        &self,
+        request: Request<pb::SimulatePolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        Ok(Response::new(
+            crate::simulate::simulate(&self.iam, request.into_inner()).await?,
+        ))
+    }
+
     #[instrument(skip_all, fields(role_arn = %request.get_ref().role_arn))]
     async fn assume_role(
         &self,
@@ -399,4 +547,30 @@ fn access_key_pb(key: &AccessKey, with_secret: bool) -> pb::IamAccessKey {
         },
         create_date_ms: key.created_ms,
     }
+}
+
+/// The decision on the request's trace span and in the decisions metric
+/// (action and outcome only: never the caller's secrets or the context).
+fn record_decision(action: &str, d: &crate::authorize::Decision) {
+    use std::sync::LazyLock;
+    static DECISIONS: LazyLock<kms_telemetry::Counter<u64>> = LazyLock::new(|| {
+        kms_telemetry::meter("kms-authz")
+            .u64_counter("kms.authz.decisions")
+            .with_description("Authorization decisions by action and IAM EvalDecision")
+            .build()
+    });
+    let outcome = if d.denied_by_endpoint_policy {
+        "endpointPolicyDeny"
+    } else {
+        d.eval_decision
+    };
+    kms_telemetry::set_attribute("kms.action", action);
+    kms_telemetry::set_attribute("kms.decision", outcome);
+    DECISIONS.add(
+        1,
+        &[
+            kms_telemetry::KeyValue::new("kms.action", action.to_owned()),
+            kms_telemetry::KeyValue::new("kms.decision", outcome),
+        ],
+    );
 }

@@ -122,6 +122,10 @@ pub fn trust_policy_text(doc: &str) -> Result<String, Error> {
     Ok(text)
 }
 
+fn kind_of(s: &str) -> Result<&'static str, Error> {
+    kind(s)
+}
+
 fn kind(s: &str) -> Result<&'static str, Error> {
     match s {
         "user" => Ok("user"),
@@ -176,6 +180,7 @@ impl From<UserRow> for pb::IamUser {
             user_id: r.user_id,
             path: r.path,
             create_date_ms: r.created_ms,
+            tags: Vec::new(),
         }
     }
 }
@@ -204,6 +209,7 @@ impl From<RoleRow> for pb::IamRole {
             description: r.description,
             max_session_duration: r.max_session_duration as i32,
             create_date_ms: r.created_ms,
+            tags: Vec::new(),
         }
     }
 }
@@ -263,12 +269,35 @@ pub async fn session_key(
 
 type CacheKey = (String, &'static str, String);
 
+/// What `Authorize` needs about an identity: its policy documents (inline, then the default
+/// versions of its attached managed policies) and its tags.
+#[derive(Debug, Default)]
+pub struct IdentityData {
+    pub documents: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl IdentityData {
+    /// The principal tags as request condition keys (`aws:PrincipalTag/<key>`).
+    pub fn tag_condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        self.tags
+            .iter()
+            .map(|(k, v)| (format!("aws:PrincipalTag/{k}"), vec![v.clone()]))
+            .collect()
+    }
+}
+
+/// Whether a request condition key is a principal tag (only authz may set those).
+pub fn is_principal_tag_key(key: &str) -> bool {
+    key.len() > 17 && key[..17].eq_ignore_ascii_case("aws:PrincipalTag/")
+}
+
 /// IAM and STS state of authz.
 pub struct Iam {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
-    /// Inline policy documents by (account, kind, lowercase name).
-    cache: RwLock<HashMap<CacheKey, Arc<Vec<String>>>>,
+    /// Identity policy documents and tags by (account, kind, lowercase name).
+    cache: RwLock<HashMap<CacheKey, Arc<IdentityData>>>,
 }
 
 impl Iam {
@@ -291,13 +320,22 @@ impl Iam {
             .remove(&(account.to_owned(), kind, name.to_lowercase()));
     }
 
-    /// The inline policies of a user or role (empty when it has none or does not exist).
-    pub async fn inline_documents(
+    /// Forget every cached identity (a managed policy's default version changed).
+    fn invalidate_all(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The inline and attached managed policies and the tags of a user or role (empty when
+    /// it has none or does not exist).
+    pub async fn identity_data(
         &self,
         account: &str,
         kind: &'static str,
         name: &str,
-    ) -> Result<Arc<Vec<String>>, Error> {
+    ) -> Result<Arc<IdentityData>, Error> {
         let key = (account.to_owned(), kind, name.to_lowercase());
         if let Some(d) = self
             .cache
@@ -307,37 +345,34 @@ impl Iam {
         {
             return Ok(d.clone());
         }
-        let docs: Vec<String> = sqlx::query_scalar(
-            "SELECT document FROM iam_inline_policies WHERE account_id = ? AND principal_kind = ? \
-             AND principal_name = ? ORDER BY policy_name",
-        )
-        .bind(account)
-        .bind(kind)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        let docs = Arc::new(docs);
+        let documents = self
+            .named_policies(account, kind, name)
+            .await?
+            .into_iter()
+            .map(|p| p.document)
+            .collect();
+        let tags = self.tags_of(account, kind, name).await?;
+        let data = Arc::new(IdentityData { documents, tags });
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, docs.clone());
-        Ok(docs)
+            .insert(key, data.clone());
+        Ok(data)
     }
 
-    /// The identity-based policies of a caller: a user's inline policies, or for an
-    /// assumed-role session its role's. Roots and unknown kinds have none.
-    pub async fn identity_policies(&self, caller: &CallerInfo) -> Result<Arc<Vec<String>>, Error> {
+    /// The identity-based policies and tags of a caller: a user's, or for an assumed-role
+    /// session its role's. Roots and unknown kinds have none.
+    pub async fn identity_policies(&self, caller: &CallerInfo) -> Result<Arc<IdentityData>, Error> {
         match caller.principal_type.as_str() {
             "IAMUser" if !caller.user_name.is_empty() => {
-                self.inline_documents(&caller.account_id, "user", &caller.user_name)
+                self.identity_data(&caller.account_id, "user", &caller.user_name)
                     .await
             }
             "AssumedRole" if !caller.role_arn.is_empty() => {
                 let name = caller.role_arn.rsplit('/').next().unwrap_or_default();
-                self.inline_documents(&caller.account_id, "role", name)
-                    .await
+                self.identity_data(&caller.account_id, "role", name).await
             }
-            _ => Ok(Arc::new(Vec::new())),
+            _ => Ok(Arc::new(IdentityData::default())),
         }
     }
 
@@ -415,7 +450,11 @@ impl Iam {
     }
 
     pub async fn get_user(&self, r: pb::IamUserRequest) -> Result<pb::IamUser, Error> {
-        Ok(self.user_row(&r.account_id, &r.user_name).await?.into())
+        let row = self.user_row(&r.account_id, &r.user_name).await?;
+        let tags = self.tags_pb(&r.account_id, "user", &row.user_name).await?;
+        let mut user = pb::IamUser::from(row);
+        user.tags = tags;
+        Ok(user)
     }
 
     pub async fn list_users(&self, r: pb::ListIamUsersRequest) -> Result<Vec<pb::IamUser>, Error> {
@@ -461,6 +500,8 @@ impl Iam {
             .bind(&user.user_name)
             .execute(&self.pool)
             .await?;
+        self.delete_tags(&r.account_id, "user", &user.user_name)
+            .await?;
         self.invalidate(&r.account_id, "user", &user.user_name);
         Ok(())
     }
@@ -484,6 +525,21 @@ impl Iam {
             return Err(Error::Iam(
                 "DeleteConflict",
                 "Cannot delete entity, must delete policies first.".into(),
+            ));
+        }
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM iam_policy_attachments WHERE account_id = ? \
+             AND principal_kind = ? AND principal_name = ?",
+        )
+        .bind(account)
+        .bind(kind)
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        if n > 0 {
+            return Err(Error::Iam(
+                "DeleteConflict",
+                "Cannot delete entity, must detach all policies first.".into(),
             ));
         }
         Ok(())
@@ -701,10 +757,11 @@ impl Iam {
     }
 
     pub async fn get_role(&self, r: pb::IamRoleRequest) -> Result<pb::IamRole, Error> {
-        Ok(self
-            .role_required(&r.account_id, &r.role_name)
-            .await?
-            .into())
+        let row = self.role_required(&r.account_id, &r.role_name).await?;
+        let tags = self.tags_pb(&r.account_id, "role", &row.role_name).await?;
+        let mut role = pb::IamRole::from(row);
+        role.tags = tags;
+        Ok(role)
     }
 
     pub async fn delete_role(&self, r: pb::IamRoleRequest) -> Result<(), Error> {
@@ -715,6 +772,8 @@ impl Iam {
             .bind(&r.account_id)
             .bind(&role.role_name)
             .execute(&self.pool)
+            .await?;
+        self.delete_tags(&r.account_id, "role", &role.role_name)
             .await?;
         self.invalidate(&r.account_id, "role", &role.role_name);
         Ok(())
@@ -914,9 +973,9 @@ impl Iam {
             resource_arn: arn.clone(),
             resource_account: role.account_id.clone(),
             key_policy: trust_policy_text(&role.assume_role_policy)?,
-            identity_policies: identity.as_ref().clone(),
+            identity_policies: identity.documents.clone(),
             endpoint_policy: String::new(),
-            condition_keys: Vec::new(),
+            condition_keys: identity.tag_condition_keys(),
         };
         let d = authorizer.decide(&request, self.clock.now())?;
         if !d.allowed {
@@ -978,6 +1037,917 @@ impl Iam {
         .execute(&self.pool)
         .await?;
         Ok((key, token))
+    }
+}
+
+/// The most managed policies attached to one user or role (IAM's default quota).
+const ATTACHED_POLICIES_PER_PRINCIPAL: i64 = 10;
+/// The most versions a managed policy keeps.
+const VERSIONS_PER_POLICY: i64 = 5;
+/// Managed policy documents may have this many characters, whitespace excluded.
+const MANAGED_POLICY_MAX_CHARS: usize = 6144;
+/// The most tags a user or role may have.
+const TAGS_PER_PRINCIPAL: usize = 50;
+
+pub fn policy_arn(account: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:policy{path}{name}")
+}
+
+/// One policy of an identity, as the simulator reports it.
+#[derive(Debug, Clone)]
+pub struct NamedPolicy {
+    /// IAM's SourcePolicyId: the inline policy's or managed policy's name.
+    pub id: String,
+    /// IAM's SourcePolicyType: `user`, `role` or `user-managed`.
+    pub source_type: &'static str,
+    pub document: String,
+}
+
+/// IAM's MalformedPolicyDocument for a document the engine refuses.
+fn malformed_managed(e: crate::policy::PolicyError) -> Error {
+    let m = &e.message;
+    let message = if m.contains("invalid Json") {
+        "This policy contains invalid Json".to_owned()
+    } else if m.contains("must not have Principal") {
+        "Policy document should not specify a principal.".to_owned()
+    } else if m.contains("missing the Statement")
+        || m.contains("must be an object")
+        || m.contains("must be a JSON object")
+    {
+        "Syntax errors in policy.".to_owned()
+    } else {
+        e.message
+    };
+    Error::Iam("MalformedPolicyDocument", message)
+}
+
+fn check_managed_document(doc: &str) -> Result<(), Error> {
+    if doc.is_empty() {
+        return Err(validation(
+            "",
+            "policyDocument",
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    if doc.chars().filter(|c| !c.is_whitespace()).count() > MANAGED_POLICY_MAX_CHARS {
+        return Err(Error::Iam(
+            "LimitExceeded",
+            format!("Cannot exceed quota for PolicySize: {MANAGED_POLICY_MAX_CHARS}"),
+        ));
+    }
+    Policy::parse_as(doc, PolicyKind::Identity).map_err(malformed_managed)?;
+    Ok(())
+}
+
+fn tag_char_ok(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
+}
+
+fn check_tags(tags: &[pb::IamTag]) -> Result<(), Error> {
+    for (i, t) in tags.iter().enumerate() {
+        let field = format!("tags.{}.member.key", i + 1);
+        let len = t.key.chars().count();
+        if len < 1 {
+            return Err(validation(
+                &t.key,
+                &field,
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        if len > 128 {
+            return Err(validation(
+                &t.key,
+                &field,
+                "Member must have length less than or equal to 128",
+            ));
+        }
+        if !t.key.chars().all(tag_char_ok) {
+            return Err(validation(
+                &t.key,
+                &field,
+                "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+",
+            ));
+        }
+        let field = format!("tags.{}.member.value", i + 1);
+        if t.value.chars().count() > 256 {
+            return Err(validation(
+                &t.value,
+                &field,
+                "Member must have length less than or equal to 256",
+            ));
+        }
+        if !t.value.chars().all(tag_char_ok) {
+            return Err(validation(
+                &t.value,
+                &field,
+                "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+            ));
+        }
+        if t.key.len() >= 4 && t.key[..4].eq_ignore_ascii_case("aws:") {
+            return Err(Error::Iam(
+                "InvalidInput",
+                "Tag keys starting with 'aws:' are reserved for internal AWS use".into(),
+            ));
+        }
+    }
+    let mut keys: Vec<String> = tags.iter().map(|t| t.key.to_lowercase()).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() != tags.len() {
+        return Err(Error::Iam(
+            "InvalidInput",
+            "Duplicate tag keys found. Please note that Tag keys are case insensitive.".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct PolicyRow {
+    account_id: String,
+    policy_name: String,
+    policy_id: String,
+    path: String,
+    description: String,
+    default_version: String,
+    next_version: i64,
+    created_ms: i64,
+    updated_ms: i64,
+    attachment_count: i64,
+}
+
+impl From<PolicyRow> for pb::ManagedPolicy {
+    fn from(r: PolicyRow) -> Self {
+        Self {
+            arn: policy_arn(&r.account_id, &r.path, &r.policy_name),
+            policy_name: r.policy_name,
+            policy_id: r.policy_id,
+            path: r.path,
+            default_version_id: r.default_version,
+            attachment_count: r.attachment_count as i32,
+            description: r.description,
+            create_date_ms: r.created_ms,
+            update_date_ms: r.updated_ms,
+        }
+    }
+}
+
+const POLICY_COLUMNS: &str = "p.account_id, p.policy_name, p.policy_id, p.path, p.description, \
+     p.default_version, p.next_version, p.created_ms, p.updated_ms, \
+     (SELECT COUNT(*) FROM iam_policy_attachments a WHERE a.account_id = p.account_id \
+       AND a.policy_name = p.policy_name) AS attachment_count";
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    version_id: String,
+    document: String,
+    created_ms: i64,
+}
+
+impl Iam {
+    /// Every policy of a user or role: its inline policies (by name), then the default
+    /// versions of its attached managed policies (by name).
+    pub async fn named_policies(
+        &self,
+        account: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<Vec<NamedPolicy>, Error> {
+        let inline: Vec<(String, String)> = sqlx::query_as(
+            "SELECT policy_name, document FROM iam_inline_policies WHERE account_id = ? \
+             AND principal_kind = ? AND principal_name = ? ORDER BY policy_name",
+        )
+        .bind(account)
+        .bind(kind)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let managed: Vec<(String, String)> = sqlx::query_as(
+            "SELECT p.policy_name, v.document FROM iam_policy_attachments a \
+             JOIN iam_policies p ON p.account_id = a.account_id AND p.policy_name = a.policy_name \
+             JOIN iam_policy_versions v ON v.account_id = p.account_id \
+               AND v.policy_name = p.policy_name AND v.version_id = p.default_version \
+             WHERE a.account_id = ? AND a.principal_kind = ? AND a.principal_name = ? \
+             ORDER BY p.policy_name",
+        )
+        .bind(account)
+        .bind(kind)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<NamedPolicy> = inline
+            .into_iter()
+            .map(|(id, document)| NamedPolicy {
+                id,
+                source_type: kind,
+                document,
+            })
+            .collect();
+        out.extend(managed.into_iter().map(|(id, document)| NamedPolicy {
+            id,
+            source_type: "user-managed",
+            document,
+        }));
+        Ok(out)
+    }
+
+    async fn tags_of(
+        &self,
+        account: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT tag_key, tag_value FROM iam_tags WHERE account_id = ? AND principal_kind = ? \
+             AND principal_name = ? ORDER BY position, tag_key",
+        )
+        .bind(account)
+        .bind(kind)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn tags_pb(
+        &self,
+        account: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<pb::IamTag>, Error> {
+        Ok(self
+            .tags_of(account, kind, name)
+            .await?
+            .into_iter()
+            .map(|(key, value)| pb::IamTag { key, value })
+            .collect())
+    }
+
+    async fn delete_tags(
+        &self,
+        account: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "DELETE FROM iam_tags WHERE account_id = ? AND principal_kind = ? AND principal_name = ?",
+        )
+        .bind(account)
+        .bind(kind)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        self.invalidate(account, kind, name);
+        Ok(())
+    }
+
+    /// The user or role named by a tag / attachment request, as stored.
+    async fn principal(
+        &self,
+        account: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(&'static str, String), Error> {
+        let k = kind_of(kind)?;
+        Ok((k, self.holder(account, k, name).await?))
+    }
+
+    pub async fn tag_principal(&self, r: pb::TagPrincipalRequest) -> Result<(), Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        check_tags(&r.tags)?;
+        let existing = self.tags_of(&r.account_id, k, &name).await?;
+        let new_keys = r
+            .tags
+            .iter()
+            .filter(|t| {
+                !existing.iter().any(|(e, _)| {
+                    e.eq_ignore_ascii_case(&t.key) || e.to_lowercase() == t.key.to_lowercase()
+                })
+            })
+            .count();
+        if existing.len() + new_keys > TAGS_PER_PRINCIPAL {
+            let quota = if k == "user" {
+                "TagsPerUser"
+            } else {
+                "TagsPerRole"
+            };
+            return Err(Error::Iam(
+                "LimitExceeded",
+                format!("Cannot exceed quota for {quota}: {TAGS_PER_PRINCIPAL}"),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut position: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(position), 0) FROM iam_tags WHERE account_id = ? \
+             AND principal_kind = ? AND principal_name = ?",
+        )
+        .bind(&r.account_id)
+        .bind(k)
+        .bind(&name)
+        .fetch_one(&mut *tx)
+        .await?;
+        for t in &r.tags {
+            position += 1;
+            sqlx::query(
+                "INSERT INTO iam_tags (account_id, principal_kind, principal_name, tag_key, tag_value, position) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, principal_kind, principal_name, tag_key) \
+                 DO UPDATE SET tag_value = excluded.tag_value",
+            )
+            .bind(&r.account_id)
+            .bind(k)
+            .bind(&name)
+            .bind(&t.key)
+            .bind(&t.value)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.invalidate(&r.account_id, k, &name);
+        Ok(())
+    }
+
+    pub async fn untag_principal(&self, r: pb::UntagPrincipalRequest) -> Result<(), Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        for (i, key) in r.tag_keys.iter().enumerate() {
+            if key.is_empty() || key.chars().count() > 128 {
+                return Err(validation(
+                    key,
+                    &format!("tagKeys.{}.member", i + 1),
+                    if key.is_empty() {
+                        "Member must have length greater than or equal to 1"
+                    } else {
+                        "Member must have length less than or equal to 128"
+                    },
+                ));
+            }
+        }
+        for key in &r.tag_keys {
+            sqlx::query(
+                "DELETE FROM iam_tags WHERE account_id = ? AND principal_kind = ? \
+                 AND principal_name = ? AND tag_key = ?",
+            )
+            .bind(&r.account_id)
+            .bind(k)
+            .bind(&name)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        }
+        self.invalidate(&r.account_id, k, &name);
+        Ok(())
+    }
+
+    pub async fn list_principal_tags(
+        &self,
+        r: pb::PrincipalTagsRequest,
+    ) -> Result<Vec<pb::IamTag>, Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        self.tags_pb(&r.account_id, k, &name).await
+    }
+
+    /// The stored row of a managed policy of `account` named by its ARN.
+    async fn policy_by_arn(
+        &self,
+        account: &str,
+        arn: &str,
+        not_found: impl Fn(&str) -> String,
+    ) -> Result<PolicyRow, Error> {
+        if arn.len() < 20 {
+            return Err(validation(
+                arn,
+                "policyArn",
+                "Member must have length greater than or equal to 20",
+            ));
+        }
+        let prefix = format!("arn:aws:iam::{account}:policy/");
+        let Some(rest) = arn.strip_prefix(&prefix) else {
+            if arn.starts_with("arn:aws:iam::") {
+                return Err(no_such(not_found(arn)));
+            }
+            return Err(Error::Iam(
+                "InvalidInput",
+                format!("ARN {arn} is not valid."),
+            ));
+        };
+        let name = rest.rsplit('/').next().unwrap_or_default();
+        let path = format!("/{}", &rest[..rest.len() - name.len()]);
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM iam_policies p WHERE p.account_id = ? AND p.policy_name = ?"
+        );
+        let row: Option<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) if r.path == path && r.policy_name == name => Ok(r),
+            _ => Err(no_such(not_found(arn))),
+        }
+    }
+
+    async fn policy_required(&self, account: &str, arn: &str) -> Result<PolicyRow, Error> {
+        self.policy_by_arn(account, arn, |a| format!("Policy {a} was not found."))
+            .await
+    }
+
+    pub async fn create_policy(
+        &self,
+        r: pb::CreateManagedPolicyRequest,
+    ) -> Result<pb::ManagedPolicy, Error> {
+        check_name(&r.policy_name, "policyName", 1, 128)?;
+        let path = check_path(&r.path)?;
+        if r.description.chars().count() > 1000 {
+            return Err(validation(
+                &r.description,
+                "description",
+                "Member must have length less than or equal to 1000",
+            ));
+        }
+        check_managed_document(&r.policy_document)?;
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM iam_policies WHERE account_id = ? AND policy_name = ?",
+        )
+        .bind(&r.account_id)
+        .bind(&r.policy_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let exists = || {
+            Error::Iam(
+                "EntityAlreadyExists",
+                format!(
+                    "A policy called {} already exists. Duplicate names are not allowed.",
+                    r.policy_name
+                ),
+            )
+        };
+        if taken.is_some() {
+            return Err(exists());
+        }
+        let now = self.now_ms();
+        let row = PolicyRow {
+            account_id: r.account_id.clone(),
+            policy_name: r.policy_name.clone(),
+            policy_id: generate_id("ANPA", 17),
+            path,
+            description: r.description.clone(),
+            default_version: "v1".into(),
+            next_version: 2,
+            created_ms: now,
+            updated_ms: now,
+            attachment_count: 0,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO iam_policies (account_id, policy_name, policy_id, path, description, \
+             default_version, next_version, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .bind(&row.policy_id)
+        .bind(&row.path)
+        .bind(&row.description)
+        .bind(&row.default_version)
+        .bind(row.next_version)
+        .bind(row.created_ms)
+        .bind(row.updated_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(ref d) if d.is_unique_violation() => exists(),
+            e => e.into(),
+        })?;
+        sqlx::query(
+            "INSERT INTO iam_policy_versions (account_id, policy_name, version_id, document, created_ms) \
+             VALUES (?, ?, 'v1', ?, ?)",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .bind(&r.policy_document)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    pub async fn get_policy(
+        &self,
+        r: pb::ManagedPolicyRequest,
+    ) -> Result<pb::ManagedPolicy, Error> {
+        Ok(self
+            .policy_required(&r.account_id, &r.policy_arn)
+            .await?
+            .into())
+    }
+
+    pub async fn delete_policy(&self, r: pb::ManagedPolicyRequest) -> Result<(), Error> {
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        if row.attachment_count > 0 {
+            return Err(Error::Iam(
+                "DeleteConflict",
+                "Cannot delete a policy attached to entities.".into(),
+            ));
+        }
+        let versions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM iam_policy_versions WHERE account_id = ? AND policy_name = ?",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .fetch_one(&self.pool)
+        .await?;
+        if versions > 1 {
+            return Err(Error::Iam(
+                "DeleteConflict",
+                "This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM iam_policy_versions WHERE account_id = ? AND policy_name = ?")
+            .bind(&row.account_id)
+            .bind(&row.policy_name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM iam_policies WHERE account_id = ? AND policy_name = ?")
+            .bind(&row.account_id)
+            .bind(&row.policy_name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.invalidate_all();
+        Ok(())
+    }
+
+    pub async fn list_policies(
+        &self,
+        r: pb::ListManagedPoliciesRequest,
+    ) -> Result<Vec<pb::ManagedPolicy>, Error> {
+        match r.scope.as_str() {
+            "" | "All" | "Local" => {}
+            "AWS" => return Ok(Vec::new()),
+            other => {
+                return Err(validation(
+                    other,
+                    "scope",
+                    "Member must satisfy enum value set: [All, AWS, Local]",
+                ));
+            }
+        }
+        let prefix = if r.path_prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            r.path_prefix
+        };
+        let sql = format!(
+            "SELECT {POLICY_COLUMNS} FROM iam_policies p WHERE p.account_id = ? \
+             ORDER BY p.policy_name COLLATE NOCASE"
+        );
+        let rows: Vec<PolicyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&r.account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|p| p.path.starts_with(&prefix))
+            .filter(|p| !r.only_attached || p.attachment_count > 0)
+            .map(Into::into)
+            .collect())
+    }
+
+    fn check_version_id(v: &str) -> Result<(), Error> {
+        let ok = v.strip_prefix('v').is_some_and(|n| {
+            let digits: String = n.chars().take_while(char::is_ascii_digit).collect();
+            !digits.is_empty() && !digits.starts_with('0')
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(validation(
+                v,
+                "versionId",
+                "Member must satisfy regular expression pattern: v[1-9][0-9]*(\\.[A-Za-z0-9-]*)?",
+            ))
+        }
+    }
+
+    pub async fn create_policy_version(
+        &self,
+        r: pb::CreatePolicyVersionRequest,
+    ) -> Result<pb::PolicyVersion, Error> {
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        check_managed_document(&r.policy_document)?;
+        let versions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM iam_policy_versions WHERE account_id = ? AND policy_name = ?",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .fetch_one(&self.pool)
+        .await?;
+        if versions >= VERSIONS_PER_POLICY {
+            return Err(Error::Iam(
+                "LimitExceeded",
+                format!(
+                    "A managed policy can have up to {VERSIONS_PER_POLICY} versions. Before you create a new version, you must delete an existing version."
+                ),
+            ));
+        }
+        let now = self.now_ms();
+        let version_id = format!("v{}", row.next_version);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO iam_policy_versions (account_id, policy_name, version_id, document, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .bind(&version_id)
+        .bind(&r.policy_document)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE iam_policies SET next_version = next_version + 1, updated_ms = ?, \
+             default_version = CASE WHEN ? THEN ? ELSE default_version END \
+             WHERE account_id = ? AND policy_name = ?",
+        )
+        .bind(now)
+        .bind(r.set_as_default)
+        .bind(&version_id)
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if r.set_as_default {
+            self.invalidate_all();
+        }
+        Ok(pb::PolicyVersion {
+            document: r.policy_document,
+            version_id,
+            is_default_version: r.set_as_default,
+            create_date_ms: now,
+        })
+    }
+
+    async fn versions(&self, row: &PolicyRow) -> Result<Vec<pb::PolicyVersion>, Error> {
+        let rows: Vec<VersionRow> = sqlx::query_as(
+            "SELECT version_id, document, created_ms FROM iam_policy_versions \
+             WHERE account_id = ? AND policy_name = ? ORDER BY created_ms DESC, version_id DESC",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|v| pb::PolicyVersion {
+                is_default_version: v.version_id == row.default_version,
+                version_id: v.version_id,
+                document: v.document,
+                create_date_ms: v.created_ms,
+            })
+            .collect())
+    }
+
+    pub async fn get_policy_version(
+        &self,
+        r: pb::PolicyVersionRequest,
+    ) -> Result<pb::PolicyVersion, Error> {
+        Self::check_version_id(&r.version_id)?;
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        self.versions(&row)
+            .await?
+            .into_iter()
+            .find(|v| v.version_id == r.version_id)
+            .ok_or_else(|| {
+                no_such(format!(
+                    "Policy {} version {} does not exist or is not attachable.",
+                    r.policy_arn, r.version_id
+                ))
+            })
+    }
+
+    pub async fn list_policy_versions(
+        &self,
+        r: pb::ManagedPolicyRequest,
+    ) -> Result<Vec<pb::PolicyVersion>, Error> {
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        Ok(self
+            .versions(&row)
+            .await?
+            .into_iter()
+            .map(|mut v| {
+                v.document.clear();
+                v
+            })
+            .collect())
+    }
+
+    pub async fn delete_policy_version(&self, r: pb::PolicyVersionRequest) -> Result<(), Error> {
+        Self::check_version_id(&r.version_id)?;
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        if row.default_version == r.version_id {
+            return Err(Error::Iam(
+                "DeleteConflict",
+                "Cannot delete the default version of a policy.".into(),
+            ));
+        }
+        let done = sqlx::query(
+            "DELETE FROM iam_policy_versions WHERE account_id = ? AND policy_name = ? AND version_id = ?",
+        )
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .bind(&r.version_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_such(format!(
+                "Policy {} version {} does not exist.",
+                r.policy_arn, r.version_id
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn set_default_policy_version(
+        &self,
+        r: pb::PolicyVersionRequest,
+    ) -> Result<(), Error> {
+        Self::check_version_id(&r.version_id)?;
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        if !self
+            .versions(&row)
+            .await?
+            .iter()
+            .any(|v| v.version_id == r.version_id)
+        {
+            return Err(no_such(format!(
+                "Policy {} version {} does not exist.",
+                r.policy_arn, r.version_id
+            )));
+        }
+        sqlx::query(
+            "UPDATE iam_policies SET default_version = ?, updated_ms = ? WHERE account_id = ? AND policy_name = ?",
+        )
+        .bind(&r.version_id)
+        .bind(self.now_ms())
+        .bind(&row.account_id)
+        .bind(&row.policy_name)
+        .execute(&self.pool)
+        .await?;
+        self.invalidate_all();
+        Ok(())
+    }
+
+    pub async fn attach_policy(&self, r: pb::PolicyAttachmentRequest) -> Result<(), Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        let row = self
+            .policy_by_arn(&r.account_id, &r.policy_arn, |a| {
+                format!("Policy {a} does not exist or is not attachable.")
+            })
+            .await?;
+        let attached: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM iam_policy_attachments WHERE account_id = ? AND principal_kind = ? \
+             AND principal_name = ? AND policy_name <> ?",
+        )
+        .bind(&r.account_id)
+        .bind(k)
+        .bind(&name)
+        .bind(&row.policy_name)
+        .fetch_one(&self.pool)
+        .await?;
+        if attached >= ATTACHED_POLICIES_PER_PRINCIPAL {
+            let quota = if k == "user" {
+                "PoliciesPerUser"
+            } else {
+                "PoliciesPerRole"
+            };
+            return Err(Error::Iam(
+                "LimitExceeded",
+                format!("Cannot exceed quota for {quota}: {ATTACHED_POLICIES_PER_PRINCIPAL}"),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO iam_policy_attachments (account_id, principal_kind, principal_name, policy_name, attached_ms) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&r.account_id)
+        .bind(k)
+        .bind(&name)
+        .bind(&row.policy_name)
+        .bind(self.now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.invalidate(&r.account_id, k, &name);
+        Ok(())
+    }
+
+    pub async fn detach_policy(&self, r: pb::PolicyAttachmentRequest) -> Result<(), Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        let row = self.policy_required(&r.account_id, &r.policy_arn).await?;
+        let done = sqlx::query(
+            "DELETE FROM iam_policy_attachments WHERE account_id = ? AND principal_kind = ? \
+             AND principal_name = ? AND policy_name = ?",
+        )
+        .bind(&r.account_id)
+        .bind(k)
+        .bind(&name)
+        .bind(&row.policy_name)
+        .execute(&self.pool)
+        .await?;
+        self.invalidate(&r.account_id, k, &name);
+        if done.rows_affected() == 0 {
+            return Err(no_such(format!("Policy {} was not found.", r.policy_arn)));
+        }
+        Ok(())
+    }
+
+    pub async fn list_attached_policies(
+        &self,
+        r: pb::PolicyAttachmentRequest,
+    ) -> Result<Vec<pb::AttachedPolicy>, Error> {
+        let (k, name) = self
+            .principal(&r.account_id, &r.principal_kind, &r.principal_name)
+            .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT p.policy_name, p.path FROM iam_policy_attachments a JOIN iam_policies p \
+             ON p.account_id = a.account_id AND p.policy_name = a.policy_name \
+             WHERE a.account_id = ? AND a.principal_kind = ? AND a.principal_name = ? \
+             ORDER BY p.policy_name COLLATE NOCASE",
+        )
+        .bind(&r.account_id)
+        .bind(k)
+        .bind(&name)
+        .fetch_all(&self.pool)
+        .await?;
+        let prefix = if r.path_prefix.is_empty() {
+            "/"
+        } else {
+            r.path_prefix.as_str()
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|(_, path)| path.starts_with(prefix))
+            .map(|(policy_name, path)| pb::AttachedPolicy {
+                policy_arn: policy_arn(&r.account_id, &path, &policy_name),
+                policy_name,
+            })
+            .collect())
+    }
+
+    /// A user or role of `account` named by its ARN: (kind, stored name, path, id).
+    pub async fn principal_by_arn(
+        &self,
+        account: &str,
+        arn: &str,
+    ) -> Result<(&'static str, String, String, String), Error> {
+        let prefix = format!("arn:aws:iam::{account}:");
+        let rest = arn.strip_prefix(&prefix).ok_or_else(|| {
+            Error::Iam(
+                "InvalidInput",
+                format!("Invalid ARN: Could not be parsed! arn: {arn}"),
+            )
+        })?;
+        let name = rest.rsplit('/').next().unwrap_or_default();
+        if rest.starts_with("user/") {
+            let u = self.user_row(account, name).await?;
+            if user_arn(&u.account_id, &u.path, &u.user_name) != arn {
+                return Err(no_such(format!(
+                    "The user with name {name} cannot be found."
+                )));
+            }
+            Ok(("user", u.user_name, u.path, u.user_id))
+        } else if rest.starts_with("role/") {
+            let r = self.role_required(account, name).await?;
+            if role_arn(&r.account_id, &r.path, &r.role_name) != arn {
+                return Err(no_such(format!(
+                    "The role with name {name} cannot be found."
+                )));
+            }
+            Ok(("role", r.role_name, r.path, r.role_id))
+        } else if rest.starts_with("group/") {
+            Err(no_such(format!(
+                "The group with name {name} cannot be found."
+            )))
+        } else {
+            Err(Error::Iam(
+                "InvalidInput",
+                format!("Invalid ARN: Could not be parsed! arn: {arn}"),
+            ))
+        }
+    }
+
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        self.clock.now()
     }
 }
 

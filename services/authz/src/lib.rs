@@ -10,10 +10,12 @@ pub mod authorize;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod grants;
 pub mod grpc;
 pub mod iam;
 pub mod policy;
 pub mod sigv4;
+pub mod simulate;
 pub mod store;
 
 use std::future::Future;
@@ -68,6 +70,7 @@ pub async fn run_with_clock(
     tracing::info!(addr = ?listener.local_addr().ok(), "authz serving");
 
     tonic::transport::Server::builder()
+        .trace_fn(kms_telemetry::server_span)
         .add_service(health_service)
         .add_service(AuthzServer::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -1289,3 +1289,154 @@ async fn assume_role_trust_sessions_and_expiry() {
     still.security_token = creds.session_token;
     authenticate(&mut app, still).await.unwrap();
 }
+
+// ---- Managed policies, principal tags, the policy simulator ----
+
+use kms_proto::authz::v1::{
+    CreateManagedPolicyRequest, IamTag, ManagedPolicyRequest, PolicyAttachmentRequest,
+    SimulatePolicyRequest, TagPrincipalRequest,
+};
+
+fn caller_context(caller: Caller) -> Option<RequestContext> {
+    Some(RequestContext {
+        caller: Some(caller),
+        region: "us-east-1".into(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn managed_policies_and_principal_tags_drive_decisions_and_the_simulator() {
+    let mut app = spawn_app().await;
+    let mia = app
+        .client
+        .create_user(user_ref("Mia"))
+        .await
+        .unwrap()
+        .into_inner();
+    let caller = Caller {
+        principal_id: mia.user_id.clone(),
+        ..user(ACCOUNT, "Mia")
+    };
+    let encrypt = || authorize_request(caller.clone(), "kms:Encrypt");
+    assert!(!decide(&mut app, encrypt()).await.allowed);
+
+    let tagged = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"blue"}}}]}"#;
+    let policy = app
+        .client
+        .create_policy(CreateManagedPolicyRequest {
+            account_id: ACCOUNT.into(),
+            policy_name: "EncryptIfBlue".into(),
+            path: "/p/".into(),
+            policy_document: tagged.into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        policy.arn,
+        "arn:aws:iam::111122223333:policy/p/EncryptIfBlue"
+    );
+    let attach = PolicyAttachmentRequest {
+        account_id: ACCOUNT.into(),
+        principal_kind: "user".into(),
+        principal_name: "mia".into(),
+        policy_arn: policy.arn.clone(),
+        path_prefix: String::new(),
+    };
+    app.client.attach_policy(attach.clone()).await.unwrap();
+    // Attached, but the tag condition does not hold yet; a forged tag from the RPC's caller
+    // is ignored.
+    assert!(!decide(&mut app, encrypt()).await.allowed);
+    let mut forged = encrypt();
+    forged
+        .condition_keys
+        .insert("aws:PrincipalTag/team".into(), "blue".into());
+    assert!(!decide(&mut app, forged).await.allowed);
+
+    let simulate = |caller: Caller| SimulatePolicyRequest {
+        context: caller_context(caller),
+        policy_source_arn: mia.arn.clone(),
+        action_names: vec!["kms:Encrypt".into(), "kms:Decrypt".into()],
+        resource_arns: vec![KEY_ARN.into()],
+        ..Default::default()
+    };
+    let out = app
+        .client
+        .simulate_policy(simulate(root(ACCOUNT)))
+        .await
+        .unwrap()
+        .into_inner();
+    let decisions: Vec<&str> = out
+        .evaluation_results
+        .iter()
+        .map(|r| r.eval_decision.as_str())
+        .collect();
+    assert_eq!(decisions, ["implicitDeny", "implicitDeny"]);
+
+    app.client
+        .tag_principal(TagPrincipalRequest {
+            account_id: ACCOUNT.into(),
+            principal_kind: "user".into(),
+            principal_name: "Mia".into(),
+            tags: vec![IamTag {
+                key: "team".into(),
+                value: "blue".into(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(decide(&mut app, encrypt()).await.allowed);
+    let out = app
+        .client
+        .simulate_policy(simulate(root(ACCOUNT)))
+        .await
+        .unwrap()
+        .into_inner();
+    let enc = &out.evaluation_results[0];
+    assert_eq!(
+        (enc.eval_action_name.as_str(), enc.eval_decision.as_str()),
+        ("kms:Encrypt", "allowed")
+    );
+    assert_eq!(enc.matched_statements.len(), 1);
+    assert_eq!(enc.matched_statements[0].source_policy_id, "EncryptIfBlue");
+    assert_eq!(enc.matched_statements[0].source_policy_type, "user-managed");
+    let start = enc.matched_statements[0].start_position.unwrap();
+    assert_eq!((start.line, start.column), (1, 38));
+    assert_eq!(out.evaluation_results[1].eval_decision, "implicitDeny");
+
+    // Attached policies block deleting the policy and the user; detaching restores the deny.
+    let e = aws_error(
+        app.client
+            .delete_policy(ManagedPolicyRequest {
+                account_id: ACCOUNT.into(),
+                policy_arn: policy.arn.clone(),
+            })
+            .await,
+    );
+    assert_eq!(e.code, "DeleteConflict");
+    let e = aws_error(app.client.delete_user(user_ref("Mia")).await);
+    assert_eq!(e.code, "DeleteConflict");
+    app.client.detach_policy(attach).await.unwrap();
+    assert!(!decide(&mut app, encrypt()).await.allowed);
+    let e = aws_error(
+        app.client
+            .create_policy(CreateManagedPolicyRequest {
+                account_id: ACCOUNT.into(),
+                policy_name: "Bad".into(),
+                path: String::new(),
+                policy_document: r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}]}"#.into(),
+                description: String::new(),
+            })
+            .await,
+    );
+    assert_eq!(
+        (e.code.as_str(), e.message.as_str()),
+        (
+            "MalformedPolicyDocument",
+            "Policy document should not specify a principal."
+        )
+    );
+    app.stop().await;
+}

@@ -156,6 +156,17 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
     if e.with_vpc_endpoint && !ctx.vpce_id.is_empty() {
         event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
     }
+    // Only calls that arrived over TLS have tlsDetails.
+    if let Some(tls) = &ctx.tls {
+        event.insert(
+            "tlsDetails".into(),
+            json!({
+                "tlsVersion": tls.tls_version,
+                "cipherSuite": tls.cipher_suite,
+                "clientProvidedHostHeader": tls.client_provided_host_header,
+            }),
+        );
+    }
 
     // The caller's account, each key owner's account and any other named account.
     let mut recipients = vec![caller.account_id.clone()];
@@ -233,6 +244,8 @@ pub async fn record(
         (Ok(v), Some(s), false) => state.kms_model.audit_view(&s.shape, v),
         _ => None,
     };
+    // Grant tokens let their holder use a grant at once: no record shows them.
+    let (params, response) = (without_grant_tokens(params), without_grant_tokens(response));
     append(
         state,
         ctx,
@@ -252,9 +265,31 @@ pub async fn record(
     .await
 }
 
+/// A request or response view without `grantToken` / `grantTokens` (`None` when nothing
+/// else is left).
+fn without_grant_tokens(view: Option<Value>) -> Option<Value> {
+    match view {
+        Some(Value::Object(mut o)) => {
+            o.remove("grantToken");
+            o.remove("grantTokens");
+            (!o.is_empty()).then_some(Value::Object(o))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grant_tokens_never_reach_a_record() {
+        let v = without_grant_tokens(Some(json!({"grantId": "g", "grantToken": "t"})));
+        assert_eq!(v, Some(json!({"grantId": "g"})));
+        assert_eq!(without_grant_tokens(Some(json!({"grantToken": "t"}))), None);
+        let v = without_grant_tokens(Some(json!({"keyId": "k", "grantTokens": ["t"]})));
+        assert_eq!(v, Some(json!({"keyId": "k"})));
+    }
 
     #[test]
     fn root_identity_has_no_user_name_and_looks_up_as_root() {

@@ -2,12 +2,14 @@
 //!
 //! Several HTTP/2 connections per backend, used round-robin: one connection
 //! serializes on its own framing, a few spread the load over the runtime.
+//! Every request carries the caller's trace context (`traceparent`).
 
 use kms_proto::audit::v1::audit_client::AuditClient;
 use kms_proto::authz::v1::authz_client::AuthzClient;
 use kms_proto::error::AwsError;
 use kms_proto::keystore::v1::key_store_client::KeyStoreClient;
 use kms_proto::registry::v1::{ResolveListenerRequest, registry_client::RegistryClient};
+use kms_telemetry::{Traced, traced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -65,21 +67,21 @@ impl Clients {
         })
     }
 
-    pub fn authz(&self) -> AuthzClient<Channel> {
-        AuthzClient::new(self.authz.get())
+    pub fn authz(&self) -> AuthzClient<Traced> {
+        AuthzClient::new(traced(self.authz.get()))
     }
 
-    pub fn keystore(&self) -> KeyStoreClient<Channel> {
-        KeyStoreClient::new(self.keystore.get())
+    pub fn keystore(&self) -> KeyStoreClient<Traced> {
+        KeyStoreClient::new(traced(self.keystore.get()))
     }
 
-    pub fn audit(&self) -> AuditClient<Channel> {
-        AuditClient::new(self.audit.get())
+    pub fn audit(&self) -> AuditClient<Traced> {
+        AuditClient::new(traced(self.audit.get()))
     }
 
     /// The registry (the EC2 model: VPCs, subnets, endpoints).
-    pub fn registry(&self) -> RegistryClient<Channel> {
-        RegistryClient::new(self.registry.get())
+    pub fn registry(&self) -> RegistryClient<Traced> {
+        RegistryClient::new(traced(self.registry.get()))
     }
 
     /// Which endpoint owns the local address a connection arrived on.
@@ -87,7 +89,8 @@ impl Clients {
         &self,
         local: SocketAddr,
     ) -> Result<Option<kms_proto::registry::v1::Endpoint>, AwsError> {
-        let resp = RegistryClient::new(self.registry.get())
+        let resp = self
+            .registry()
             .resolve_listener(ResolveListenerRequest {
                 local_addr: local.to_string(),
             })

@@ -10,8 +10,12 @@
 //! offer, so `InvalidParameter`), PrivateDnsEnabled defaults to true for an
 //! interface endpoint (so the VPC needs both DNS attributes), `DryRun=true`
 //! answers `DryRunOperation` (HTTP 412) once the parameters are present.
-//! Not modelled: tags (TagSpecification.N is ignored), pagination (every
-//! result is in the first page), other EC2 actions (`UnsupportedOperation`).
+//! Pagination: `MaxResults` / `NextToken` on DescribeVpcs, DescribeSubnets,
+//! DescribeVpcEndpoints and DescribeNetworkInterfaces (pages in id order; the
+//! token names the last id returned). Without them every result comes in
+//! one answer, in the registry's order.
+//! Not modelled: tags (TagSpecification.N is ignored), other EC2 actions
+//! (`UnsupportedOperation`).
 
 use crate::State;
 use crate::query::{Params, Xml, error_response, xml_response};
@@ -104,6 +108,79 @@ fn filters(params: &Params) -> Vec<pb::Filter> {
         .collect()
 }
 
+/// One page of a Describe result. `ids_param` is the name of the action's
+/// id list (which EC2 does not combine with `MaxResults`), `min` the
+/// smallest `MaxResults` the model allows (0: no lower bound; above 1000,
+/// 1000 items are returned). Returns the page and the next token.
+fn paginate<T>(
+    mut items: Vec<T>,
+    id: impl Fn(&T) -> &str,
+    p: &Params,
+    ids_param: &str,
+    ids_given: bool,
+    min: i64,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let max = match p.get("MaxResults") {
+        None => None,
+        Some(raw) => {
+            let n: i64 = raw.parse().map_err(|_| {
+                AwsError::new(
+                    "InvalidParameterValue",
+                    format!("Invalid value '{raw}' for maxResults"),
+                )
+            })?;
+            if ids_given {
+                return Err(AwsError::new(
+                    "InvalidParameterCombination",
+                    format!(
+                        "The parameter {ids_param} cannot be used with the parameter maxResults"
+                    ),
+                ));
+            }
+            if n < min || (min > 0 && n > 1000) || n < 1 {
+                return Err(AwsError::new(
+                    "InvalidParameterValue",
+                    format!(
+                        "Value ( {n} ) for parameter maxResults is invalid. Expecting a value between {} and 1000.",
+                        min.max(1)
+                    ),
+                ));
+            }
+            Some(n.min(1000) as usize)
+        }
+    };
+    let token = p.get("NextToken").filter(|t| !t.is_empty());
+    if max.is_none() && token.is_none() {
+        return Ok((items, None));
+    }
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    if let Some(token) = token {
+        let after = b64
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| s.contains('-') && s.len() <= 64)
+            .ok_or_else(|| {
+                AwsError::new(
+                    "InvalidPaginationToken",
+                    format!("Invalid pagination token: {token}"),
+                )
+            })?;
+        items.retain(|i| id(i) > after.as_str());
+    }
+    let Some(max) = max else {
+        return Ok((items, None));
+    };
+    if items.len() <= max {
+        return Ok((items, None));
+    }
+    items.truncate(max);
+    let next = items.last().map(|i| b64.encode(id(i)));
+    Ok((items, next))
+}
+
 fn status(s: tonic::Status) -> AwsError {
     AwsError::from_status(&s)
 }
@@ -156,17 +233,23 @@ async fn execute(
         }
         "DescribeVpcs" => {
             dry_run(p)?;
+            let vpc_ids = p.list("VpcId");
+            let ids_given = !vpc_ids.is_empty();
             let vpcs = registry
                 .describe_vpcs(pb::DescribeVpcsRequest {
                     owner_account_id: owner,
-                    vpc_ids: p.list("VpcId"),
+                    vpc_ids,
                     filters: filters(p),
                 })
                 .await
                 .map_err(status)?
                 .into_inner()
                 .vpcs;
+            let (vpcs, next) = paginate(vpcs, |v| &v.vpc_id, p, "vpcIds", ids_given, 5)?;
             x.items("vpcSet", &vpcs, vpc_xml);
+            if let Some(t) = next {
+                x.text("nextToken", &t);
+            }
         }
         "DeleteVpc" => {
             let vpc_id = p.required("VpcId")?.to_owned();
@@ -252,17 +335,24 @@ async fn execute(
         }
         "DescribeSubnets" => {
             dry_run(p)?;
+            let subnet_ids = p.list("SubnetId");
+            let ids_given = !subnet_ids.is_empty();
             let subnets = registry
                 .describe_subnets(pb::DescribeSubnetsRequest {
                     owner_account_id: owner,
-                    subnet_ids: p.list("SubnetId"),
+                    subnet_ids,
                     filters: filters(p),
                 })
                 .await
                 .map_err(status)?
                 .into_inner()
                 .subnets;
+            let (subnets, next) =
+                paginate(subnets, |s| &s.subnet_id, p, "subnetIds", ids_given, 5)?;
             x.items("subnetSet", &subnets, |x, s| subnet_xml(x, s, &ctx.region));
+            if let Some(t) = next {
+                x.text("nextToken", &t);
+            }
         }
         "DeleteSubnet" => {
             let subnet_id = p.required("SubnetId")?.to_owned();
@@ -350,17 +440,30 @@ async fn execute(
         }
         "DescribeVpcEndpoints" => {
             dry_run(p)?;
+            let vpc_endpoint_ids = p.list("VpcEndpointId");
+            let ids_given = !vpc_endpoint_ids.is_empty();
             let endpoints = registry
                 .describe_vpc_endpoints(pb::DescribeVpcEndpointsRequest {
                     owner_account_id: owner,
-                    vpc_endpoint_ids: p.list("VpcEndpointId"),
+                    vpc_endpoint_ids,
                     filters: filters(p),
                 })
                 .await
                 .map_err(status)?
                 .into_inner()
                 .vpc_endpoints;
+            let (endpoints, next) = paginate(
+                endpoints,
+                |e| e.endpoint.as_ref().map_or("", |e| e.vpce_id.as_str()),
+                p,
+                "vpcEndpointIds",
+                ids_given,
+                0,
+            )?;
             x.items("vpcEndpointSet", &endpoints, endpoint_xml);
+            if let Some(t) = next {
+                x.text("nextToken", &t);
+            }
         }
         "DeleteVpcEndpoints" => {
             let ids = p.list("VpcEndpointId");
@@ -390,17 +493,30 @@ async fn execute(
         }
         "DescribeNetworkInterfaces" => {
             dry_run(p)?;
+            let network_interface_ids = p.list("NetworkInterfaceId");
+            let ids_given = !network_interface_ids.is_empty();
             let interfaces = registry
                 .describe_network_interfaces(pb::DescribeNetworkInterfacesRequest {
                     owner_account_id: owner,
-                    network_interface_ids: p.list("NetworkInterfaceId"),
+                    network_interface_ids,
                     filters: filters(p),
                 })
                 .await
                 .map_err(status)?
                 .into_inner()
                 .network_interfaces;
+            let (interfaces, next) = paginate(
+                interfaces,
+                |n| n.interface.as_ref().map_or("", |i| i.eni_id.as_str()),
+                p,
+                "networkInterfaceIds",
+                ids_given,
+                5,
+            )?;
             x.items("networkInterfaceSet", &interfaces, interface_xml);
+            if let Some(t) = next {
+                x.text("nextToken", &t);
+            }
         }
         other => {
             return Err(AwsError::new(

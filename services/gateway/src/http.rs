@@ -6,10 +6,11 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use kms_proto::authz::v1::AuthenticateRequest;
-use kms_proto::common::v1::{Caller, RequestContext};
+use kms_proto::common::v1::{Caller, RequestContext, TlsDetails};
 use kms_proto::error::AwsError;
 use std::convert::Infallible;
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub const JSON_1_1: &str = "application/x-amz-json-1.1";
 const KMS_TARGET_PREFIX: &str = "TrentService.";
@@ -66,7 +67,32 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let query_service = query_service(req.headers());
-    let mut resp = match process(&state, &conn, req, &request_id).await {
+    let started = std::time::Instant::now();
+    // One trace per API call: this span is the root; every gRPC hop below it
+    // carries its context. The request id ties it to the response and to the
+    // CloudTrail record.
+    let span = tracing::info_span!(
+        target: "kms::gateway",
+        "api.request",
+        otel.kind = "server",
+        aws.request_id = %request_id,
+        aws.service = tracing::field::Empty,
+        aws.operation = tracing::field::Empty,
+        aws.account = tracing::field::Empty,
+        aws.vpce_id = tracing::field::Empty,
+        kms.key_id = tracing::field::Empty,
+        aws.error_code = tracing::field::Empty,
+        http.status_code = tracing::field::Empty,
+    );
+    let mut labels = crate::metrics::Labels::default();
+    let result = process(&state, &conn, req, &request_id, &mut labels)
+        .instrument(span.clone())
+        .await;
+    let error_code = result.as_ref().err().map(|e| e.code.clone());
+    if let Some(code) = &error_code {
+        span.record("aws.error_code", code.as_str());
+    }
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => match query_service {
             Some("ec2") => crate::query::error_response(&ec2_auth_error(e), &request_id),
@@ -83,6 +109,13 @@ pub async fn handle(
             _ => error_response(&e),
         },
     };
+    span.record("http.status_code", resp.status().as_u16());
+    crate::metrics::record_request(
+        &labels,
+        error_code.as_deref(),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
@@ -154,6 +187,7 @@ async fn process(
     conn: &ConnInfo,
     req: hyper::Request<Incoming>,
     request_id: &str,
+    labels: &mut crate::metrics::Labels,
 ) -> Result<Response<Full<Bytes>>, AwsError> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, state.config.max_body_bytes)
@@ -176,7 +210,7 @@ async fn process(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let (caller, service) = authenticate(state, &parts, &body).await?;
+    let (caller, service, scope_region) = authenticate(state, &parts, &body).await?;
     // A request for a known target must be signed for that target's service.
     for (prefix, expected) in [
         (KMS_TARGET_PREFIX, "kms"),
@@ -214,6 +248,20 @@ async fn process(
     // The endpoint as the registry has it now (its policy may have changed
     // since the connection opened).
     let endpoint = state.current_endpoint(conn)?;
+    *labels = crate::metrics::Labels::new(
+        &service,
+        match &protocol {
+            Protocol::Kms(op) | Protocol::CloudTrail(op) => op,
+            Protocol::Ec2 | Protocol::Iam | Protocol::Sts => crate::metrics::query_action(&body),
+        },
+    );
+    labels.record_on_current_span(
+        &caller.account_id,
+        endpoint
+            .as_ref()
+            .map(|e| e.vpce_id.as_str())
+            .unwrap_or_default(),
+    );
     let ctx = RequestContext {
         request_id: request_id.to_string(),
         caller: Some(caller),
@@ -232,10 +280,17 @@ async fn process(
             .as_ref()
             .map(|e| e.vpc_id.clone())
             .unwrap_or_default(),
-        region: state.config.region.clone(),
-        secure_transport: false,
+        // The Region the request was signed for (one the stack serves).
+        region: scope_region,
+        // The connection's own transport, nothing the client claims.
+        secure_transport: conn.tls.is_some(),
         time_ms: now_ms(),
         endpoint_policy: endpoint.map(|e| e.policy_document).unwrap_or_default(),
+        tls: conn.tls.as_ref().map(|t| TlsDetails {
+            tls_version: t.version.to_string(),
+            cipher_suite: t.cipher_suite.clone(),
+            client_provided_host_header: host_header(&parts),
+        }),
     };
     match protocol {
         Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,
@@ -246,16 +301,29 @@ async fn process(
     }
 }
 
+/// The host the client named: the `Host` header (HTTP/1.1) or the
+/// `:authority` (HTTP/2), as sent. Recorded only; it decides nothing.
+fn host_header(parts: &http::request::Parts) -> String {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_string()))
+        .unwrap_or_default()
+}
+
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Verify SigV4 through authz; returns the caller and the scope's service.
+/// Verify SigV4 through authz; returns the caller and the scope's service and
+/// Region.
 async fn authenticate(
     state: &State,
     parts: &http::request::Parts,
     body: &[u8],
-) -> Result<(Caller, String), AwsError> {
+) -> Result<(Caller, String, String), AwsError> {
     let headers: &HeaderMap = &parts.headers;
     let Some(auth) = sigv4::parse_authorization(headers)? else {
         return Err(AwsError::new(
@@ -264,7 +332,9 @@ async fn authenticate(
         ));
     };
     let amz_date = sigv4::amz_date(headers)?;
-    if auth.scope_region != state.config.region {
+    if auth.scope_region != state.config.region
+        && !state.config.additional_regions.contains(&auth.scope_region)
+    {
         return Err(AwsError::new(
             "InvalidSignatureException",
             format!(
@@ -311,5 +381,5 @@ async fn authenticate(
         .map_err(|s| AwsError::from_status(&s))?
         .into_inner();
     let caller = resp.caller.ok_or_else(AwsError::internal)?;
-    Ok((caller, auth.scope_service))
+    Ok((caller, auth.scope_service, auth.scope_region))
 }

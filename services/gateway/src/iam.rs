@@ -9,8 +9,12 @@
 //!
 //! As IAM does: policy documents in answers are URL-encoded (boto3 decodes them), names are
 //! unique regardless of case, a user with access keys or policies cannot be deleted
-//! (`DeleteConflict`). Not modelled: pagination (every result is in the first page), tags,
-//! permissions boundaries, managed policies.
+//! (`DeleteConflict`). Customer managed policies (with versions) attach to users and roles,
+//! users and roles carry tags (their `aws:PrincipalTag/<key>`), and the policy simulator
+//! (`SimulatePrincipalPolicy`, `SimulateCustomPolicy`) runs authz's engine. The lists of managed
+//! policies, attachments, versions, tags and simulation results are paginated
+//! (`Marker` / `MaxItems` / `IsTruncated`); the older listings return everything in one page.
+//! Not modelled: groups, AWS managed policies, permissions boundaries attached to identities.
 
 use crate::State;
 use crate::query::{Params, escape};
@@ -47,6 +51,40 @@ pub const SUPPORTED: &[&str] = &[
     "GetRolePolicy",
     "DeleteRolePolicy",
     "ListRolePolicies",
+    "CreatePolicy",
+    "GetPolicy",
+    "DeletePolicy",
+    "ListPolicies",
+    "CreatePolicyVersion",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "DeletePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "ListAttachedUserPolicies",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "ListAttachedRolePolicies",
+    "TagUser",
+    "UntagUser",
+    "ListUserTags",
+    "TagRole",
+    "UntagRole",
+    "ListRoleTags",
+    "SimulatePrincipalPolicy",
+    "SimulateCustomPolicy",
+];
+
+/// Actions whose resource is the managed policy named by `PolicyArn`.
+const POLICY_ARN_ACTIONS: &[&str] = &[
+    "GetPolicy",
+    "DeletePolicy",
+    "CreatePolicyVersion",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "DeletePolicyVersion",
+    "SetDefaultPolicyVersion",
 ];
 
 /// RFC 3986's unreserved characters stay; everything else is percent-encoded (as IAM does).
@@ -307,6 +345,23 @@ fn target_user(ctx: &RequestContext, p: &Params) -> Result<String, AwsError> {
 /// The resource ARN IAM authorizes an action on.
 fn resource(ctx: &RequestContext, action: &str, p: &Params) -> Result<String, AwsError> {
     let account = &caller(ctx)?.account_id;
+    if POLICY_ARN_ACTIONS.contains(&action) {
+        return Ok(p.get("PolicyArn").unwrap_or_default().to_owned());
+    }
+    match action {
+        "CreatePolicy" => {
+            return Ok(format!(
+                "arn:aws:iam::{account}:policy{}{}",
+                p.get("Path").filter(|s| !s.is_empty()).unwrap_or("/"),
+                p.get("PolicyName").unwrap_or_default()
+            ));
+        }
+        "ListPolicies" | "SimulateCustomPolicy" => return Ok("*".into()),
+        "SimulatePrincipalPolicy" => {
+            return Ok(p.get("PolicySourceArn").unwrap_or_default().to_owned());
+        }
+        _ => {}
+    }
     if action.contains("Role") {
         return Ok(format!(
             "arn:aws:iam::{account}:role/{}",
@@ -410,6 +465,17 @@ fn key_xml(d: &mut Doc, k: &pb::IamAccessKey, with_secret: bool) {
     d.text("CreateDate", &iso8601(k.create_date_ms));
 }
 
+fn tags_xml(d: &mut Doc, tags: &[pb::IamTag]) {
+    d.open("Tags");
+    for t in tags {
+        d.open("member")
+            .text("Key", &t.key)
+            .text("Value", &t.value)
+            .close("member");
+    }
+    d.close("Tags");
+}
+
 fn names_xml(d: &mut Doc, names: &[String]) {
     d.open("PolicyNames");
     for n in names {
@@ -448,13 +514,17 @@ async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) 
     };
     match action {
         "CreateUser" => {
-            let u = authz
+            let mut u = authz
                 .create_user(user_request(required(p, "UserName")?.to_owned()))
                 .await
                 .map_err(status)?
                 .into_inner();
+            u.tags = managed::initial_tags(state, &account, "user", &u.user_name, p).await?;
             d.open("User");
             user_xml(&mut d, &u);
+            if !u.tags.is_empty() {
+                tags_xml(&mut d, &u.tags);
+            }
             d.close("User");
             response = user_json(&u);
         }
@@ -473,6 +543,9 @@ async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) 
                     .map_err(status)?
                     .into_inner();
                 user_xml(&mut d, &u);
+                if !u.tags.is_empty() {
+                    tags_xml(&mut d, &u.tags);
+                }
             }
             d.close("User");
         }
@@ -648,8 +721,12 @@ async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) 
                 .await
                 .map_err(status)?
                 .into_inner();
+            let tags = managed::initial_tags(state, &account, "role", &role.role_name, p).await?;
             d.open("Role");
             role_xml(&mut d, &role);
+            if !tags.is_empty() {
+                tags_xml(&mut d, &tags);
+            }
             d.close("Role");
             response = json!({
                 "role": {
@@ -674,6 +751,9 @@ async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) 
                 .into_inner();
             d.open("Role");
             role_xml(&mut d, &role);
+            if !role.tags.is_empty() {
+                tags_xml(&mut d, &role.tags);
+            }
             d.close("Role");
         }
         "DeleteRole" => {
@@ -686,12 +766,7 @@ async fn execute(state: &State, ctx: &RequestContext, action: &str, p: &Params) 
                 .map_err(status)?;
             return Ok((None, Value::Null));
         }
-        other => {
-            return Err(AwsError::new(
-                "InvalidAction",
-                format!("Could not find operation {other} for version {IAM_VERSION}"),
-            ));
-        }
+        other => return managed::execute(state, ctx, other, p).await,
     }
     Ok((Some(d), response))
 }
@@ -707,7 +782,8 @@ pub async fn record(
     response: &Result<Value, AwsError>,
     other_recipients: &[String],
 ) -> Result<(), AwsError> {
-    let read_only = action.starts_with("Get") || action.starts_with("List");
+    let read_only =
+        action.starts_with("Get") || action.starts_with("List") || action.starts_with("Simulate");
     let mut request = Map::new();
     for (k, v) in params.iter() {
         request.insert(camel(k), json!(v));
@@ -741,9 +817,660 @@ pub async fn record(
     .await
 }
 
+/// Managed policies, attachments, tags and the policy simulator.
+mod managed {
+    use super::*;
+
+    /// IAM's default page size.
+    const DEFAULT_MAX_ITEMS: usize = 100;
+
+    /// One page of `items` after `Marker` (an opaque offset we issued), at most `MaxItems`.
+    pub(super) fn page<T>(p: &Params, items: Vec<T>) -> Result<(Vec<T>, Option<String>), AwsError> {
+        let max = match p.get("MaxItems") {
+            None | Some("") => DEFAULT_MAX_ITEMS,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (1..=1000).contains(&n) => n as usize,
+                Ok(n) => {
+                    return Err(AwsError::new(
+                        "ValidationError",
+                        format!(
+                            "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value {}",
+                            if n < 1 {
+                                "greater than or equal to 1"
+                            } else {
+                                "less than or equal to 1000"
+                            }
+                        ),
+                    ));
+                }
+                Err(_) => {
+                    return Err(AwsError::new(
+                        "ValidationError",
+                        format!(
+                            "1 validation error detected: Value '{v}' at 'maxItems' failed to satisfy constraint: Member must be an integer"
+                        ),
+                    ));
+                }
+            },
+        };
+        let start = match p.get("Marker") {
+            None | Some("") => 0,
+            Some(m) => m
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= items.len())
+                .ok_or_else(|| AwsError::new("InvalidInput", "Invalid Marker."))?,
+        };
+        let total = items.len();
+        let end = (start + max).min(total);
+        let page: Vec<T> = items.into_iter().skip(start).take(end - start).collect();
+        Ok((page, (end < total).then(|| end.to_string())))
+    }
+
+    fn truncation(d: &mut Doc, marker: Option<String>) {
+        d.text(
+            "IsTruncated",
+            if marker.is_some() { "true" } else { "false" },
+        );
+        if let Some(m) = marker {
+            d.text("Marker", &m);
+        }
+    }
+
+    fn policy_xml(d: &mut Doc, pol: &pb::ManagedPolicy, full: bool) {
+        d.text("PolicyName", &pol.policy_name)
+            .text("PolicyId", &pol.policy_id)
+            .text("Arn", &pol.arn)
+            .text("Path", &pol.path)
+            .text("DefaultVersionId", &pol.default_version_id)
+            .text("AttachmentCount", &pol.attachment_count.to_string())
+            .text("PermissionsBoundaryUsageCount", "0")
+            .text("IsAttachable", "true");
+        if full && !pol.description.is_empty() {
+            d.text("Description", &pol.description);
+        }
+        d.text("CreateDate", &iso8601(pol.create_date_ms))
+            .text("UpdateDate", &iso8601(pol.update_date_ms));
+    }
+
+    fn policy_json(pol: &pb::ManagedPolicy) -> Value {
+        json!({
+            "policy": {
+                "policyName": pol.policy_name,
+                "policyId": pol.policy_id,
+                "arn": pol.arn,
+                "path": pol.path,
+                "defaultVersionId": pol.default_version_id,
+                "attachmentCount": pol.attachment_count,
+                "permissionsBoundaryUsageCount": 0,
+                "isAttachable": true,
+                "createDate": iso8601(pol.create_date_ms),
+                "updateDate": iso8601(pol.update_date_ms),
+            }
+        })
+    }
+
+    fn version_xml(d: &mut Doc, v: &pb::PolicyVersion, with_document: bool) {
+        if with_document {
+            d.text("Document", &url_encode(&v.document));
+        }
+        d.text("VersionId", &v.version_id)
+            .text(
+                "IsDefaultVersion",
+                if v.is_default_version {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .text("CreateDate", &iso8601(v.create_date_ms));
+    }
+
+    fn kind_of(action: &str) -> (&'static str, &'static str) {
+        if action.contains("Role") {
+            ("role", "RoleName")
+        } else {
+            ("user", "UserName")
+        }
+    }
+
+    fn tags_param(p: &Params) -> Vec<pb::IamTag> {
+        p.structs("Tags.member")
+            .into_iter()
+            .map(|t| pb::IamTag {
+                key: t.get("Key").cloned().unwrap_or_default(),
+                value: t.get("Value").cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The `Tags` of CreateUser / CreateRole, set right after the creation; if they are
+    /// refused, the new user or role is deleted again so that the failed call changes nothing.
+    pub(super) async fn initial_tags(
+        state: &State,
+        account: &str,
+        kind: &str,
+        name: &str,
+        p: &Params,
+    ) -> Result<Vec<pb::IamTag>, AwsError> {
+        let tags = tags_param(p);
+        if tags.is_empty() {
+            return Ok(tags);
+        }
+        let mut authz = state.clients.authz();
+        let tagged = authz
+            .tag_principal(pb::TagPrincipalRequest {
+                account_id: account.to_owned(),
+                principal_kind: kind.into(),
+                principal_name: name.to_owned(),
+                tags: tags.clone(),
+            })
+            .await;
+        if let Err(e) = tagged {
+            let undo = if kind == "user" {
+                authz
+                    .delete_user(pb::IamUserRequest {
+                        account_id: account.to_owned(),
+                        user_name: name.to_owned(),
+                        path: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            } else {
+                authz
+                    .delete_role(pb::IamRoleRequest {
+                        account_id: account.to_owned(),
+                        role_name: name.to_owned(),
+                    })
+                    .await
+                    .map(|_| ())
+            };
+            if let Err(u) = undo {
+                tracing::warn!(error = %u, "could not undo a creation whose tags were refused");
+            }
+            return Err(status(e));
+        }
+        Ok(tags)
+    }
+
+    fn bool_param(p: &Params, name: &str) -> Result<bool, AwsError> {
+        match p.get(name) {
+            None | Some("") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(AwsError::new(
+                "ValidationError",
+                format!(
+                    "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must be a boolean",
+                    camel(name)
+                ),
+            )),
+        }
+    }
+
+    fn position(d: &mut Doc, tag: &str, pos: &Option<pb::SimulationPosition>) {
+        if let Some(pos) = pos {
+            d.open(tag)
+                .text("Line", &pos.line.to_string())
+                .text("Column", &pos.column.to_string())
+                .close(tag);
+        }
+    }
+
+    fn statements_xml(d: &mut Doc, statements: &[pb::SimulationStatement]) {
+        d.open("MatchedStatements");
+        for st in statements {
+            d.open("member")
+                .text("SourcePolicyId", &st.source_policy_id)
+                .text("SourcePolicyType", &st.source_policy_type);
+            position(d, "StartPosition", &st.start_position);
+            position(d, "EndPosition", &st.end_position);
+            d.close("member");
+        }
+        d.close("MatchedStatements");
+    }
+
+    fn details_xml(
+        d: &mut Doc,
+        missing: &[String],
+        details: &std::collections::HashMap<String, String>,
+        boundary: Option<bool>,
+    ) {
+        d.open("MissingContextValues");
+        for m in missing {
+            d.text("member", m);
+        }
+        d.close("MissingContextValues");
+        if !details.is_empty() {
+            let mut entries: Vec<_> = details.iter().collect();
+            entries.sort();
+            d.open("EvalDecisionDetails");
+            for (k, v) in entries {
+                d.open("entry")
+                    .text("key", k)
+                    .text("value", v)
+                    .close("entry");
+            }
+            d.close("EvalDecisionDetails");
+        }
+        if let Some(b) = boundary {
+            d.open("PermissionsBoundaryDecisionDetail")
+                .text(
+                    "AllowedByPermissionsBoundary",
+                    if b { "true" } else { "false" },
+                )
+                .close("PermissionsBoundaryDecisionDetail");
+        }
+    }
+
+    fn result_xml(d: &mut Doc, r: &pb::SimulationResult) {
+        d.text("EvalActionName", &r.eval_action_name)
+            .text("EvalResourceName", &r.eval_resource_name)
+            .text("EvalDecision", &r.eval_decision);
+        statements_xml(d, &r.matched_statements);
+        details_xml(
+            d,
+            &r.missing_context_values,
+            &r.eval_decision_details,
+            r.allowed_by_permissions_boundary,
+        );
+        if !r.resource_specific_results.is_empty() {
+            d.open("ResourceSpecificResults");
+            for rs in &r.resource_specific_results {
+                d.open("member")
+                    .text("EvalResourceName", &rs.eval_resource_name)
+                    .text("EvalResourceDecision", &rs.eval_resource_decision);
+                statements_xml(d, &rs.matched_statements);
+                details_xml(
+                    d,
+                    &rs.missing_context_values,
+                    &rs.eval_decision_details,
+                    rs.allowed_by_permissions_boundary,
+                );
+                d.close("member");
+            }
+            d.close("ResourceSpecificResults");
+        }
+    }
+
+    fn simulation_request(
+        ctx: &RequestContext,
+        action: &str,
+        p: &Params,
+    ) -> Result<pb::SimulatePolicyRequest, AwsError> {
+        let policy_source_arn = if action == "SimulatePrincipalPolicy" {
+            required(p, "PolicySourceArn")?.to_owned()
+        } else {
+            String::new()
+        };
+        let policy_input_list = p.list("PolicyInputList.member");
+        if action == "SimulateCustomPolicy" && policy_input_list.is_empty() {
+            return Err(AwsError::new(
+                "ValidationError",
+                "1 validation error detected: Value null at 'policyInputList' failed to satisfy constraint: Member must not be null",
+            ));
+        }
+        let action_names = p.list("ActionNames.member");
+        if action_names.is_empty() {
+            return Err(AwsError::new(
+                "ValidationError",
+                "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null",
+            ));
+        }
+        let context_entries = p
+            .structs("ContextEntries.member")
+            .into_iter()
+            .map(|e| {
+                let mut values: Vec<(u32, String)> = e
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix("ContextKeyValues.member.")?.parse().ok()?,
+                            v.clone(),
+                        ))
+                    })
+                    .collect();
+                values.sort_by_key(|(n, _)| *n);
+                pb::SimulationContextEntry {
+                    key: e.get("ContextKeyName").cloned().unwrap_or_default(),
+                    values: values.into_iter().map(|(_, v)| v).collect(),
+                    key_type: e.get("ContextKeyType").cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let mut context = ctx.clone();
+        context.endpoint_policy.clear();
+        Ok(pb::SimulatePolicyRequest {
+            context: Some(context),
+            policy_source_arn,
+            policy_input_list,
+            permissions_boundary_policy_input_list: p
+                .list("PermissionsBoundaryPolicyInputList.member"),
+            action_names,
+            resource_arns: p.list("ResourceArns.member"),
+            resource_policy: p.get("ResourcePolicy").unwrap_or_default().to_owned(),
+            resource_owner: p.get("ResourceOwner").unwrap_or_default().to_owned(),
+            caller_arn: p.get("CallerArn").unwrap_or_default().to_owned(),
+            context_entries,
+        })
+    }
+
+    pub(super) async fn execute(
+        state: &State,
+        ctx: &RequestContext,
+        action: &str,
+        p: &Params,
+    ) -> Outcome {
+        let account = caller(ctx)?.account_id.clone();
+        let mut authz = state.clients.authz();
+        let mut d = Doc::new();
+        let mut response = Value::Null;
+        let policy_request = || -> Result<pb::ManagedPolicyRequest, AwsError> {
+            Ok(pb::ManagedPolicyRequest {
+                account_id: account.clone(),
+                policy_arn: required(p, "PolicyArn")?.to_owned(),
+            })
+        };
+        let version_request = || -> Result<pb::PolicyVersionRequest, AwsError> {
+            Ok(pb::PolicyVersionRequest {
+                account_id: account.clone(),
+                policy_arn: required(p, "PolicyArn")?.to_owned(),
+                version_id: required(p, "VersionId")?.to_owned(),
+            })
+        };
+        match action {
+            "CreatePolicy" => {
+                let name = required(p, "PolicyName")?.to_owned();
+                let document = required(p, "PolicyDocument")?.to_owned();
+                if !tags_param(p).is_empty() {
+                    return Err(AwsError::new(
+                        "UnsupportedOperationException",
+                        "Tags on managed policies are not supported by this service.",
+                    ));
+                }
+                let pol = authz
+                    .create_policy(pb::CreateManagedPolicyRequest {
+                        account_id: account.clone(),
+                        policy_name: name,
+                        path: p.get("Path").unwrap_or_default().to_owned(),
+                        policy_document: document,
+                        description: p.get("Description").unwrap_or_default().to_owned(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                d.open("Policy");
+                policy_xml(&mut d, &pol, true);
+                d.close("Policy");
+                response = policy_json(&pol);
+            }
+            "GetPolicy" => {
+                let pol = authz
+                    .get_policy(policy_request()?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                d.open("Policy");
+                policy_xml(&mut d, &pol, true);
+                d.close("Policy");
+            }
+            "DeletePolicy" => {
+                authz
+                    .delete_policy(policy_request()?)
+                    .await
+                    .map_err(status)?;
+                return Ok((None, Value::Null));
+            }
+            "ListPolicies" => {
+                let scope = p.get("Scope").unwrap_or_default().to_owned();
+                if let Some(u) = p.get("PolicyUsageFilter").filter(|u| !u.is_empty())
+                    && u != "PermissionsPolicy"
+                    && u != "PermissionsBoundary"
+                {
+                    return Err(AwsError::new(
+                        "ValidationError",
+                        format!(
+                            "1 validation error detected: Value '{u}' at 'policyUsageFilter' failed to satisfy constraint: Member must satisfy enum value set: [PermissionsPolicy, PermissionsBoundary]"
+                        ),
+                    ));
+                }
+                let policies = authz
+                    .list_policies(pb::ListManagedPoliciesRequest {
+                        account_id: account.clone(),
+                        scope,
+                        only_attached: bool_param(p, "OnlyAttached")?,
+                        path_prefix: p.get("PathPrefix").unwrap_or_default().to_owned(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .policies;
+                // Nothing here is a permissions boundary.
+                let policies = if p.get("PolicyUsageFilter") == Some("PermissionsBoundary") {
+                    Vec::new()
+                } else {
+                    policies
+                };
+                let (page, marker) = page(p, policies)?;
+                d.open("Policies");
+                for pol in &page {
+                    d.open("member");
+                    policy_xml(&mut d, pol, false);
+                    d.close("member");
+                }
+                d.close("Policies");
+                truncation(&mut d, marker);
+            }
+            "CreatePolicyVersion" => {
+                let r = pb::CreatePolicyVersionRequest {
+                    account_id: account.clone(),
+                    policy_arn: required(p, "PolicyArn")?.to_owned(),
+                    policy_document: required(p, "PolicyDocument")?.to_owned(),
+                    set_as_default: bool_param(p, "SetAsDefault")?,
+                };
+                let v = authz
+                    .create_policy_version(r)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                d.open("PolicyVersion");
+                version_xml(&mut d, &v, false);
+                d.close("PolicyVersion");
+                response = json!({
+                    "policyVersion": {
+                        "versionId": v.version_id,
+                        "isDefaultVersion": v.is_default_version,
+                        "createDate": iso8601(v.create_date_ms),
+                    }
+                });
+            }
+            "GetPolicyVersion" => {
+                let v = authz
+                    .get_policy_version(version_request()?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                d.open("PolicyVersion");
+                version_xml(&mut d, &v, true);
+                d.close("PolicyVersion");
+            }
+            "ListPolicyVersions" => {
+                let versions = authz
+                    .list_policy_versions(policy_request()?)
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .versions;
+                let (page, marker) = page(p, versions)?;
+                d.open("Versions");
+                for v in &page {
+                    d.open("member");
+                    version_xml(&mut d, v, false);
+                    d.close("member");
+                }
+                d.close("Versions");
+                truncation(&mut d, marker);
+            }
+            "DeletePolicyVersion" | "SetDefaultPolicyVersion" => {
+                let r = version_request()?;
+                if action == "DeletePolicyVersion" {
+                    authz.delete_policy_version(r).await.map_err(status)?;
+                } else {
+                    authz.set_default_policy_version(r).await.map_err(status)?;
+                }
+                return Ok((None, Value::Null));
+            }
+            "AttachUserPolicy" | "DetachUserPolicy" | "AttachRolePolicy" | "DetachRolePolicy" => {
+                let (kind, field) = kind_of(action);
+                let r = pb::PolicyAttachmentRequest {
+                    account_id: account.clone(),
+                    principal_kind: kind.into(),
+                    principal_name: required(p, field)?.to_owned(),
+                    policy_arn: required(p, "PolicyArn")?.to_owned(),
+                    path_prefix: String::new(),
+                };
+                if action.starts_with("Attach") {
+                    authz.attach_policy(r).await.map_err(status)?;
+                } else {
+                    authz.detach_policy(r).await.map_err(status)?;
+                }
+                return Ok((None, Value::Null));
+            }
+            "ListAttachedUserPolicies" | "ListAttachedRolePolicies" => {
+                let (kind, field) = kind_of(action);
+                let policies = authz
+                    .list_attached_policies(pb::PolicyAttachmentRequest {
+                        account_id: account.clone(),
+                        principal_kind: kind.into(),
+                        principal_name: required(p, field)?.to_owned(),
+                        policy_arn: String::new(),
+                        path_prefix: p.get("PathPrefix").unwrap_or_default().to_owned(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .policies;
+                let (page, marker) = page(p, policies)?;
+                d.open("AttachedPolicies");
+                for a in &page {
+                    d.open("member")
+                        .text("PolicyName", &a.policy_name)
+                        .text("PolicyArn", &a.policy_arn)
+                        .close("member");
+                }
+                d.close("AttachedPolicies");
+                truncation(&mut d, marker);
+            }
+            "TagUser" | "TagRole" => {
+                let (kind, field) = kind_of(action);
+                let name = required(p, field)?.to_owned();
+                let tags = tags_param(p);
+                if tags.is_empty() {
+                    return Err(AwsError::new(
+                        "ValidationError",
+                        "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
+                    ));
+                }
+                authz
+                    .tag_principal(pb::TagPrincipalRequest {
+                        account_id: account.clone(),
+                        principal_kind: kind.into(),
+                        principal_name: name,
+                        tags,
+                    })
+                    .await
+                    .map_err(status)?;
+                return Ok((None, Value::Null));
+            }
+            "UntagUser" | "UntagRole" => {
+                let (kind, field) = kind_of(action);
+                let name = required(p, field)?.to_owned();
+                let tag_keys = p.list("TagKeys.member");
+                if tag_keys.is_empty() {
+                    return Err(AwsError::new(
+                        "ValidationError",
+                        "1 validation error detected: Value null at 'tagKeys' failed to satisfy constraint: Member must not be null",
+                    ));
+                }
+                authz
+                    .untag_principal(pb::UntagPrincipalRequest {
+                        account_id: account.clone(),
+                        principal_kind: kind.into(),
+                        principal_name: name,
+                        tag_keys,
+                    })
+                    .await
+                    .map_err(status)?;
+                return Ok((None, Value::Null));
+            }
+            "ListUserTags" | "ListRoleTags" => {
+                let (kind, field) = kind_of(action);
+                let tags = authz
+                    .list_principal_tags(pb::PrincipalTagsRequest {
+                        account_id: account.clone(),
+                        principal_kind: kind.into(),
+                        principal_name: required(p, field)?.to_owned(),
+                    })
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .tags;
+                let (page, marker) = page(p, tags)?;
+                tags_xml(&mut d, &page);
+                truncation(&mut d, marker);
+            }
+            "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => {
+                let r = simulation_request(ctx, action, p)?;
+                let results = authz
+                    .simulate_policy(r)
+                    .await
+                    .map_err(status)?
+                    .into_inner()
+                    .evaluation_results;
+                let (page, marker) = page(p, results)?;
+                d.open("EvaluationResults");
+                for r in &page {
+                    d.open("member");
+                    result_xml(&mut d, r);
+                    d.close("member");
+                }
+                d.close("EvaluationResults");
+                truncation(&mut d, marker);
+            }
+            other => {
+                return Err(AwsError::new(
+                    "InvalidAction",
+                    format!("Could not find operation {other} for version {IAM_VERSION}"),
+                ));
+            }
+        }
+        Ok((Some(d), response))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_follow_marker_and_max_items() {
+        let items: Vec<u32> = (0..5).collect();
+        let p = Params::parse("MaxItems=2");
+        assert_eq!(
+            managed::page(&p, items.clone()).unwrap(),
+            (vec![0, 1], Some("2".into()))
+        );
+        let p = Params::parse("MaxItems=2&Marker=4");
+        assert_eq!(managed::page(&p, items.clone()).unwrap(), (vec![4], None));
+        let p = Params::parse("");
+        assert_eq!(managed::page(&p, items.clone()).unwrap().0.len(), 5);
+        for bad in ["MaxItems=0", "MaxItems=1001", "MaxItems=x"] {
+            let e = managed::page(&Params::parse(bad), items.clone()).unwrap_err();
+            assert_eq!(e.code, "ValidationError", "{bad}");
+        }
+        let e = managed::page(&Params::parse("Marker=9"), items).unwrap_err();
+        assert_eq!(e.code, "InvalidInput");
+    }
 
     #[test]
     fn policies_are_url_encoded_as_iam_does() {

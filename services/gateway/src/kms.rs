@@ -59,6 +59,19 @@ pub const SUPPORTED: &[&str] = &[
     "GetKeyRotationStatus",
     "RotateKeyOnDemand",
     "ListKeyRotations",
+    "CreateGrant",
+    "ListGrants",
+    "ListRetirableGrants",
+    "RetireGrant",
+    "RevokeGrant",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "DeriveSharedSecret",
+    "GetParametersForImport",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
+    "ReplicateKey",
+    "UpdatePrimaryRegion",
 ];
 
 /// CloudTrail marks these KMS events readOnly (cryptographic use and reads).
@@ -152,6 +165,9 @@ async fn execute(
     request: &Value,
 ) -> Result<Value, Failure> {
     state.kms_model.validate_input(op, request)?;
+    if let Some(key_id) = request.get("KeyId").and_then(Value::as_str) {
+        tracing::Span::current().record("kms.key_id", key_id);
+    }
     if !SUPPORTED.contains(&op_name) {
         return Err(AwsError::new(
             "UnsupportedOperationException",
@@ -293,6 +309,67 @@ async fn dispatch(
                 ks::ListKeyRotationsRequest
             )
         }
+        "GenerateDataKeyPair" => ks_call!(
+            state,
+            ctx,
+            v,
+            generate_data_key_pair,
+            ks::GenerateDataKeyPairRequest
+        ),
+        "GenerateDataKeyPairWithoutPlaintext" => ks_call!(
+            state,
+            ctx,
+            v,
+            generate_data_key_pair_without_plaintext,
+            ks::GenerateDataKeyPairRequest
+        ),
+        "DeriveSharedSecret" => ks_call!(
+            state,
+            ctx,
+            v,
+            derive_shared_secret,
+            ks::DeriveSharedSecretRequest
+        ),
+        "GetParametersForImport" => ks_call!(
+            state,
+            ctx,
+            v,
+            get_parameters_for_import,
+            ks::GetParametersForImportRequest
+        ),
+        "ImportKeyMaterial" => ks_call!(
+            state,
+            ctx,
+            v,
+            import_key_material,
+            ks::ImportKeyMaterialRequest
+        ),
+        "DeleteImportedKeyMaterial" => ks_call!(
+            state,
+            ctx,
+            v,
+            delete_imported_key_material,
+            ks::DeleteImportedKeyMaterialRequest
+        ),
+        "ReplicateKey" => ks_call!(state, ctx, v, replicate_key, ks::ReplicateKeyRequest),
+        "UpdatePrimaryRegion" => ks_call!(
+            state,
+            ctx,
+            v,
+            update_primary_region,
+            ks::UpdatePrimaryRegionRequest
+        ),
+        "CreateGrant" => ks_call!(state, ctx, v, create_grant, ks::CreateGrantRequest),
+        "ListGrants" => ks_call!(state, ctx, v, list_grants, ks::ListGrantsRequest),
+        "ListRetirableGrants" => ks_call!(
+            state,
+            ctx,
+            v,
+            list_retirable_grants,
+            ks::ListRetirableGrantsRequest
+        ),
+        "RetireGrant" => ks_call!(state, ctx, v, retire_grant, ks::RetireGrantRequest),
+        "RevokeGrant" => ks_call!(state, ctx, v, revoke_grant, ks::RevokeGrantRequest),
         other => Err(unknown_operation(other).into()),
     }
 }

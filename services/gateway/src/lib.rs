@@ -17,10 +17,12 @@ pub mod http;
 pub mod iam;
 pub mod kms;
 pub mod listeners;
+pub mod metrics;
 pub mod model;
 pub mod query;
 pub mod sigv4;
 pub mod sts;
+pub mod tls;
 
 use clients::Clients;
 use std::collections::HashMap;
@@ -37,6 +39,11 @@ pub struct Config {
     /// Region this endpoint serves (`kms.<region>.amazonaws.com`).
     #[arg(long, env = "KMS_GATEWAY_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// More Regions served by the same endpoint (comma-separated): a request whose
+    /// SigV4 credential scope names one of them acts in that Region (multi-Region
+    /// keys replicate between the Regions of one stack).
+    #[arg(long, env = "KMS_GATEWAY_ADDITIONAL_REGIONS", value_delimiter = ',')]
+    pub additional_regions: Vec<String>,
     /// gRPC URL of the authz service.
     #[arg(
         long,
@@ -75,6 +82,14 @@ pub struct Config {
     /// networks). Off: only loopback interface addresses are bound.
     #[arg(long, env = "KMS_GATEWAY_ALLOW_NON_LOOPBACK_INTERFACES")]
     pub allow_non_loopback_interfaces: bool,
+    /// PEM certificate chain (leaf first) of the HTTPS listeners. With
+    /// `--tls-key`, the gateway also serves HTTPS on the TLS listener and on
+    /// every endpoint interface address (same TLS port).
+    #[arg(long, env = "KMS_GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "KMS_GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -82,6 +97,7 @@ impl Config {
     pub fn new(region: &str, authz: &str, keystore: &str, audit: &str, registry: &str) -> Self {
         Self {
             region: region.into(),
+            additional_regions: Vec::new(),
             authz_url: authz.into(),
             keystore_url: keystore.into(),
             audit_url: audit.into(),
@@ -89,6 +105,8 @@ impl Config {
             max_body_bytes: 1 << 20,
             grpc_connections: 4,
             allow_non_loopback_interfaces: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -99,6 +117,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub endpoint: Option<kms_proto::registry::v1::Endpoint>,
+    /// The negotiated TLS session (`None`: plain HTTP).
+    pub tls: Option<tls::TlsSession>,
 }
 
 /// Everything a request handler needs, shared by all connections.
@@ -111,6 +131,11 @@ pub struct State {
     /// `None` until one arrived (or when the gateway does not follow them).
     pub endpoints:
         std::sync::RwLock<Option<Arc<HashMap<String, kms_proto::registry::v1::Endpoint>>>>,
+    /// The interface addresses of the registry's latest snapshot; `None` until
+    /// one arrived. While the registry is unreachable, a connection on the
+    /// public listener whose address no interface has is still the public
+    /// endpoint's (`listeners::serve_connection`).
+    pub interface_ips: std::sync::RwLock<Option<Arc<std::collections::HashSet<std::net::IpAddr>>>>,
 }
 
 impl State {
@@ -148,18 +173,40 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve the AWS APIs on `listener` (the public endpoint) and on every VPC
 /// endpoint interface address (same port), until `shutdown` resolves; then
-/// drain.
+/// drain. Plain HTTP only; see [`run_with_tls`].
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_tls(listener, None, config, shutdown).await
+}
+
+/// [`run`], plus HTTPS on `tls_listener` and on every VPC endpoint interface
+/// address (on `tls_listener`'s port), with `config.tls_cert` / `tls_key`.
+/// Both or neither: a TLS listener without a certificate (or the reverse) is
+/// an error.
+pub async fn run_with_tls(
+    listener: TcpListener,
+    tls_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tls = match (&tls_listener, &config.tls_cert, &config.tls_key) {
+        (Some(_), Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::server_config(cert, key)?,
+        )),
+        (None, None, None) => None,
+        (Some(_), _, _) => anyhow::bail!("a TLS listener needs --tls-cert and --tls-key"),
+        (None, _, _) => anyhow::bail!("--tls-cert and --tls-key need a TLS listener"),
+    };
     let clients = Clients::connect(&config)?;
     let state = Arc::new(State {
         config,
         clients,
         kms_model: model::kms(),
         endpoints: std::sync::RwLock::new(None),
+        interface_ips: std::sync::RwLock::new(None),
         cloudtrail_model: model::cloudtrail(),
     });
     let public = listener.local_addr()?;
@@ -170,9 +217,27 @@ pub async fn run(
         listener,
         state.clone(),
         None,
+        None,
         stop.clone(),
         drain.clone(),
     ));
+    let mut tls_port = None;
+    let tls_task = match (tls_listener, &tls) {
+        (Some(l), Some(acceptor)) => {
+            let addr = l.local_addr()?;
+            tracing::info!(%addr, "gateway listening (TLS)");
+            tls_port = Some(addr.port());
+            Some(tokio::spawn(listeners::accept_loop(
+                l,
+                state.clone(),
+                Some(acceptor.clone()),
+                None,
+                stop.clone(),
+                drain.clone(),
+            )))
+        }
+        _ => None,
+    };
     // A wildcard public listener already receives every local address's
     // connections (and ResolveListener still tells them apart by their local
     // address); binding interface addresses on its port would only fail.
@@ -180,9 +245,13 @@ pub async fn run(
         tracing::info!("public listener on a wildcard address: no separate endpoint listeners");
         None
     } else {
+        let ports = listeners::Ports {
+            http: public.port(),
+            tls: tls.zip(tls_port),
+        };
         Some(tokio::spawn(listeners::follow_interfaces(
             state,
-            public.port(),
+            ports,
             stop,
             drain.clone(),
         )))
@@ -192,6 +261,9 @@ pub async fn run(
     shutdown.await;
     let _ = stop_tx.send(true);
     let _ = public_task.await;
+    if let Some(task) = tls_task {
+        let _ = task.await;
+    }
     if let Some(task) = endpoints_task {
         let _ = task.await;
     }

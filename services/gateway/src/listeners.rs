@@ -6,6 +6,10 @@
 //! endpoint comes only from the local address it arrived on (`ResolveListener`
 //! on accept); nothing the client sends changes it.
 //!
+//! With TLS configured, every interface address also gets a TLS listener on
+//! the TLS port (the public TLS listener's), bound and closed together with its
+//! plain one; TLS decides nothing about the endpoint either.
+//!
 //! Each listener has a close signal. It stops the accept loop and every open
 //! connection of that listener: an in-flight request is answered, then the
 //! connection is closed (so keep-alive connections of a deleted endpoint stop
@@ -20,8 +24,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use kms_proto::registry::v1::registry_client::RegistryClient;
 use kms_proto::registry::v1::{InterfaceSnapshot, WatchInterfacesRequest};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::{ConnInfo, State};
 
@@ -39,11 +45,12 @@ async fn closed(signal: &mut watch::Receiver<bool>) {
 
 /// Accept connections on `listener` until `close` turns true; each connection
 /// is served until it ends or `close` turns true (then drained gracefully).
-/// `expected_vpce` is the endpoint an interface listener belongs to (`None`
-/// for the public listener).
+/// `tls`: the listener serves HTTPS. `expected_vpce` is the endpoint an
+/// interface listener belongs to (`None` for the public listener).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
+    tls: Option<TlsAcceptor>,
     expected_vpce: Option<Arc<str>>,
     mut close: watch::Receiver<bool>,
     drain: DrainGuard,
@@ -65,6 +72,7 @@ pub(crate) async fn accept_loop(
         tokio::spawn(serve_connection(
             state.clone(),
             stream,
+            tls.clone(),
             peer,
             expected_vpce.clone(),
             close.clone(),
@@ -77,6 +85,7 @@ pub(crate) async fn accept_loop(
 async fn serve_connection(
     state: Arc<State>,
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     expected_vpce: Option<Arc<str>>,
     mut close: watch::Receiver<bool>,
@@ -90,6 +99,10 @@ async fn serve_connection(
     // Fail closed: a connection whose path cannot be established is not served.
     let endpoint = match state.clients.resolve_listener(local).await {
         Ok(e) => e,
+        Err(e) if expected_vpce.is_none() && public_without_registry(&state, local) => {
+            tracing::warn!(error = %e, %local, "registry could not resolve listener; serving the public listener's connection as the public endpoint (no interface has its address)");
+            None
+        }
         Err(e) => {
             tracing::warn!(error = %e, %local, "registry could not resolve listener; closing");
             return;
@@ -105,16 +118,64 @@ async fn serve_connection(
         tracing::info!(%local, vpce_id = %expected, "connection on a listener whose endpoint is gone; closing");
         return;
     }
-    let conn = Arc::new(ConnInfo {
+    let mut conn = ConnInfo {
         peer,
         local,
         endpoint,
-    });
+        tls: None,
+    };
+    let Some(acceptor) = tls else {
+        serve_http(state, Arc::new(conn), stream, close).await;
+        return;
+    };
+    let handshake = tokio::select! {
+        _ = closed(&mut close) => return,
+        r = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+    };
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %peer, %local, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, %local, "TLS handshake timed out");
+            return;
+        }
+    };
+    conn.tls = Some(crate::tls::TlsSession::of(stream.get_ref().1));
+    serve_http(state, Arc::new(conn), stream, close).await;
+}
+
+/// Whether a connection that arrived on the public listener at `local` is the
+/// public endpoint's although the registry cannot be asked: the latest
+/// interface snapshot is known and no interface has that address (so the
+/// registry would say "public"). Without a snapshot (e.g. a wildcard public
+/// listener, where the gateway does not follow them) it fails closed.
+fn public_without_registry(state: &State, local: SocketAddr) -> bool {
+    state
+        .interface_ips
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|ips| !ips.contains(&local.ip()))
+}
+
+/// Serve HTTP/1.1 or HTTP/2 on an established connection (plain or TLS)
+/// until it ends or `close` turns true.
+async fn serve_http<I>(
+    state: Arc<State>,
+    conn: Arc<ConnInfo>,
+    io: I,
+    mut close: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| {
         crate::http::handle(state.clone(), conn.clone(), req)
     });
     let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection(TokioIo::new(stream), svc);
+    let connection = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -136,20 +197,40 @@ async fn serve_connection(
 /// How long before binding the addresses that could not be bound is retried.
 const BIND_RETRY: Duration = Duration::from_secs(1);
 
-/// One endpoint interface listener.
+/// The ports of the endpoint interface listeners: the public endpoint's, and
+/// the TLS listener's with its acceptor when TLS is on.
+#[derive(Clone)]
+pub(crate) struct Ports {
+    pub http: u16,
+    pub tls: Option<(TlsAcceptor, u16)>,
+}
+
+/// The listeners of one endpoint interface address (plain, and TLS when on).
 struct Active {
     eni_id: String,
     close: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Active {
+    async fn close(self) {
+        let _ = self.close.send(true);
+        // The sockets are released once the accept loops end.
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 /// Follow the registry's interface snapshots, binding `<ip>:<port>` for every
 /// interface and closing the listeners of interfaces gone, until `stop`.
 /// While the registry is unreachable the existing listeners stay (each
-/// connection still asks `ResolveListener`, which then fails closed).
+/// connection still asks `ResolveListener`, which then fails closed, except
+/// on the public listener for an address that no interface of the latest
+/// snapshot has).
 pub(crate) async fn follow_interfaces(
     state: Arc<State>,
-    port: u16,
+    ports: Ports,
     mut stop: watch::Receiver<bool>,
     drain: DrainGuard,
 ) {
@@ -183,7 +264,7 @@ pub(crate) async fn follow_interfaces(
                         m = stream.message() => m,
                         () = tokio::time::sleep(BIND_RETRY), if unbound.is_some() => {
                             if let Some(snapshot) = unbound.take() {
-                                unbound = apply(&state, port, &mut active, snapshot, &drain, true).await;
+                                unbound = apply(&state, &ports, &mut active, snapshot, &drain, true).await;
                             }
                             continue;
                         }
@@ -198,8 +279,17 @@ pub(crate) async fn follow_interfaces(
                                 .collect();
                             *state.endpoints.write().unwrap_or_else(|e| e.into_inner()) =
                                 Some(Arc::new(table));
+                            let ips = snapshot
+                                .interfaces
+                                .iter()
+                                .filter_map(|i| i.private_ip.parse().ok())
+                                .collect();
+                            *state
+                                .interface_ips
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(ips));
                             unbound =
-                                apply(&state, port, &mut active, snapshot, &drain, false).await;
+                                apply(&state, &ports, &mut active, snapshot, &drain, false).await;
                         }
                         Ok(None) => {
                             tracing::warn!("interface stream ended; resubscribing");
@@ -223,8 +313,7 @@ pub(crate) async fn follow_interfaces(
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
     for (_, a) in active.drain() {
-        let _ = a.close.send(true);
-        let _ = a.task.await;
+        a.close().await;
     }
 }
 
@@ -237,7 +326,7 @@ pub fn may_bind(ip: IpAddr, allow_non_loopback: bool) -> bool {
 /// when some address could not be bound (to be retried).
 async fn apply(
     state: &Arc<State>,
-    port: u16,
+    ports: &Ports,
     active: &mut HashMap<IpAddr, Active>,
     snapshot: InterfaceSnapshot,
     drain: &DrainGuard,
@@ -264,10 +353,9 @@ async fn apply(
     for ip in gone {
         if let Some(a) = active.remove(&ip) {
             tracing::info!(%ip, eni_id = %a.eni_id, "closing endpoint listener");
-            let _ = a.close.send(true);
-            // The socket is released once the accept loop ends; wait for it
-            // so that a new interface on the same address can bind it.
-            let _ = a.task.await;
+            // Wait for the sockets to be released so that a new interface on
+            // the same address can bind them.
+            a.close().await;
         }
     }
     let mut retry = false;
@@ -282,34 +370,51 @@ async fn apply(
             tracing::warn!(%ip, %eni_id, "not binding a non-loopback interface address (see --allow-non-loopback-interfaces)");
             continue;
         }
-        let addr = SocketAddr::new(ip, port);
-        let listener = match TcpListener::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                if retrying {
-                    tracing::debug!(%addr, %eni_id, error = %e, "cannot bind endpoint listener; retrying");
-                } else {
-                    tracing::warn!(%addr, %eni_id, error = %e, "cannot bind endpoint listener; retrying");
+        // The plain listener and the TLS one (when on): both or neither.
+        let mut wanted_ports = vec![(ports.http, None)];
+        if let Some((acceptor, port)) = &ports.tls {
+            wanted_ports.push((*port, Some(acceptor.clone())));
+        }
+        let mut bound = Vec::new();
+        for (port, tls) in wanted_ports {
+            let addr = SocketAddr::new(ip, port);
+            match TcpListener::bind(addr).await {
+                Ok(l) => bound.push((addr, l, tls)),
+                Err(e) => {
+                    if retrying {
+                        tracing::debug!(%addr, %eni_id, error = %e, "cannot bind endpoint listener; retrying");
+                    } else {
+                        tracing::warn!(%addr, %eni_id, error = %e, "cannot bind endpoint listener; retrying");
+                    }
+                    retry = true;
+                    bound.clear();
+                    break;
                 }
-                retry = true;
-                continue;
             }
-        };
-        tracing::info!(%addr, %eni_id, %vpce_id, generation = snapshot.generation, "endpoint listener serving");
+        }
+        if bound.is_empty() {
+            continue;
+        }
+        let vpce_id: Arc<str> = vpce_id.into();
         let (close, closed) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(
-            listener,
-            state.clone(),
-            Some(vpce_id.into()),
-            closed,
-            drain.clone(),
-        ));
+        let mut tasks = Vec::new();
+        for (addr, listener, tls) in bound {
+            tracing::info!(%addr, tls = tls.is_some(), %eni_id, %vpce_id, generation = snapshot.generation, "endpoint listener serving");
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                state.clone(),
+                tls,
+                Some(vpce_id.clone()),
+                closed.clone(),
+                drain.clone(),
+            )));
+        }
         active.insert(
             ip,
             Active {
                 eni_id,
                 close,
-                task,
+                tasks,
             },
         );
     }

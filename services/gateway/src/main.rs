@@ -9,20 +9,24 @@ struct Cli {
     /// Address of the public endpoint.
     #[arg(long, env = "KMS_GATEWAY_LISTEN", default_value = "127.0.0.1:4566")]
     listen: std::net::SocketAddr,
+    /// Address of the public HTTPS endpoint (served only with `--tls-cert` and
+    /// `--tls-key`); endpoint interfaces get HTTPS on the same port.
+    #[arg(long, env = "KMS_GATEWAY_TLS_LISTEN", default_value = "127.0.0.1:4443")]
+    tls_listen: std::net::SocketAddr,
     #[command(flatten)]
     config: kms_gateway::Config,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let _telemetry = kms_telemetry::init("kms-gateway")?;
     let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    kms_gateway::run(listener, cli.config, async {
+    let tls_listener = match cli.config.tls_cert {
+        Some(_) => Some(tokio::net::TcpListener::bind(cli.tls_listen).await?),
+        None => None,
+    };
+    kms_gateway::run_with_tls(listener, tls_listener, cli.config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -8,20 +8,22 @@
 //! they are wrapped under the root key. Nothing here implements `Debug` on secrets.
 
 use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::encoding as agreement_der;
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
     KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
     OaepPublicEncryptingKey, PrivateDecryptingKey,
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::{agreement, hmac};
 use zeroize::Zeroizing;
 
 use crate::crypto::{self, CryptoError};
 
 pub const KEY_USAGE_SIGN_VERIFY: &str = "SIGN_VERIFY";
 pub const KEY_USAGE_GENERATE_VERIFY_MAC: &str = "GENERATE_VERIFY_MAC";
+pub const KEY_USAGE_KEY_AGREEMENT: &str = "KEY_AGREEMENT";
 
 const RSA_SIGNING: &[&str] = &[
     "RSASSA_PSS_SHA_256",
@@ -67,6 +69,16 @@ impl Curve {
             Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
             Curve::P521 => &signature::ECDSA_P521_SHA512_ASN1,
             Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_ASN1,
+        }
+    }
+
+    /// The ECDH algorithm of a NIST curve (secp256k1 has no KEY_AGREEMENT in KMS).
+    fn agreement(self) -> Option<&'static agreement::Algorithm> {
+        match self {
+            Curve::P256 => Some(&agreement::ECDH_P256),
+            Curve::P384 => Some(&agreement::ECDH_P384),
+            Curve::P521 => Some(&agreement::ECDH_P521),
+            Curve::Secp256k1 => None,
         }
     }
 
@@ -133,6 +145,15 @@ pub fn encryption_algorithms(spec: &str, usage: &str) -> Vec<String> {
     }
 }
 
+/// KeyMetadata.KeyAgreementAlgorithms of a key.
+pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
+    if usage == KEY_USAGE_KEY_AGREEMENT {
+        vec!["ECDH".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// KeyMetadata.MacAlgorithms of a key.
 pub fn mac_algorithms(spec: &str) -> Vec<String> {
     match spec {
@@ -158,6 +179,20 @@ pub enum PrivateKey {
         spki: Vec<u8>,
     },
     Hmac(Box<hmac::Key>),
+    /// An ECC key of usage KEY_AGREEMENT (ECDH).
+    Ecdh {
+        key: agreement::PrivateKey,
+        spki: Vec<u8>,
+    },
+}
+
+/// Why DeriveSharedSecret could not run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AgreeError {
+    /// Not a key agreement key.
+    NotAgreement,
+    /// The peer key is not a DER SubjectPublicKeyInfo of the key's curve.
+    BadPublicKey,
 }
 
 /// Why a signature or MAC operation could not run (not: "the signature is wrong").
@@ -243,6 +278,25 @@ impl PrivateKey {
         matches!(self, PrivateKey::RsaCrypt(_)) && oaep(algorithm).is_some()
     }
 
+    /// ECDH with the peer's DER SubjectPublicKeyInfo: the raw shared secret (the x
+    /// coordinate of the shared point), as KMS returns it.
+    pub fn derive_shared_secret(&self, peer_spki: &[u8]) -> Result<Zeroizing<Vec<u8>>, AgreeError> {
+        let PrivateKey::Ecdh { key, .. } = self else {
+            return Err(AgreeError::NotAgreement);
+        };
+        let parsed = agreement::ParsedPublicKey::try_from(agreement::UnparsedPublicKey::new(
+            key.algorithm(),
+            peer_spki,
+        ))
+        .map_err(|_| AgreeError::BadPublicKey)?;
+        if parsed.format() != agreement::ParsedPublicKeyFormat::X509 {
+            return Err(AgreeError::BadPublicKey);
+        }
+        agreement::agree(key, parsed, AgreeError::BadPublicKey, |secret| {
+            Ok(Zeroizing::new(secret.to_vec()))
+        })
+    }
+
     /// A fresh key of `spec`, with the secret bytes to wrap and store (PKCS#8 for
     /// private keys, the raw key for HMAC).
     pub fn generate(spec: &str, usage: &str) -> Result<(Self, Zeroizing<Vec<u8>>), CryptoError> {
@@ -293,6 +347,16 @@ impl PrivateKey {
                     .to_vec();
                 Ok(PrivateKey::Rsa { pair, spki })
             }
+            SpecKind::Ec(curve) if usage == KEY_USAGE_KEY_AGREEMENT => {
+                let alg = curve.agreement().ok_or(CryptoError::KeyLength)?;
+                let key = agreement::PrivateKey::from_private_key_der(alg, secret)
+                    .map_err(|_| CryptoError::Open)?;
+                let public = key.compute_public_key().map_err(|_| CryptoError::Open)?;
+                let spki: agreement_der::PublicKeyX509Der<'_> =
+                    public.as_der().map_err(|_| CryptoError::Open)?;
+                let spki = spki.as_ref().to_vec();
+                Ok(PrivateKey::Ecdh { key, spki })
+            }
             SpecKind::Ec(curve) => {
                 let pair = EcdsaKeyPair::from_pkcs8(curve.signing(), secret)
                     .map_err(|_| CryptoError::Open)?;
@@ -314,7 +378,9 @@ impl PrivateKey {
     /// The DER SubjectPublicKeyInfo of an asymmetric key.
     pub fn public_key_der(&self) -> Option<&[u8]> {
         match self {
-            PrivateKey::Rsa { spki, .. } | PrivateKey::Ec { spki, .. } => Some(spki),
+            PrivateKey::Rsa { spki, .. }
+            | PrivateKey::Ec { spki, .. }
+            | PrivateKey::Ecdh { spki, .. } => Some(spki),
             PrivateKey::RsaCrypt(k) => Some(&k.spki),
             PrivateKey::Hmac(_) => None,
         }
@@ -349,7 +415,9 @@ impl PrivateKey {
                 .map_err(|_| UseError::Crypto)?;
                 Ok(sig.as_ref().to_vec())
             }
-            PrivateKey::Hmac(_) | PrivateKey::RsaCrypt(_) => Err(UseError::IncompatibleAlgorithm),
+            PrivateKey::Hmac(_) | PrivateKey::RsaCrypt(_) | PrivateKey::Ecdh { .. } => {
+                Err(UseError::IncompatibleAlgorithm)
+            }
         }
     }
 
@@ -373,7 +441,7 @@ impl PrivateKey {
                 }
                 (curve.verification(), spki, curve.hash())
             }
-            PrivateKey::Hmac(_) | PrivateKey::RsaCrypt(_) => {
+            PrivateKey::Hmac(_) | PrivateKey::RsaCrypt(_) | PrivateKey::Ecdh { .. } => {
                 return Err(UseError::IncompatibleAlgorithm);
             }
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use kms_proto::authz::v1::authz_client::AuthzClient;
 use kms_proto::authz::v1::{AuthorizeRequest, ConditionKeyValues, Decision};
 use kms_proto::error::AwsError;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Deadline of one `Authorize` call (as the gateway's for authz).
 pub const AUTHZ_DEADLINE: Duration = Duration::from_secs(2);
@@ -30,7 +30,7 @@ pub trait Authorizer: Send + Sync + 'static {
 /// authz over gRPC, connected lazily (the key store starts even while authz is down;
 /// calls fail closed until it is up).
 pub struct GrpcAuthorizer {
-    channels: Vec<AuthzClient<Channel>>,
+    channels: Vec<AuthzClient<kms_telemetry::Traced>>,
     next: AtomicUsize,
 }
 
@@ -38,14 +38,14 @@ impl GrpcAuthorizer {
     pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
         let channels = (0..CONNECTIONS)
             .map(|_| {
-                Ok(AuthzClient::new(
+                Ok(AuthzClient::new(kms_telemetry::traced(
                     Endpoint::from_shared(url.to_owned())?
                         .timeout(AUTHZ_DEADLINE)
                         .connect_timeout(AUTHZ_DEADLINE)
                         .tcp_nodelay(true)
                         .http2_keep_alive_interval(Duration::from_secs(30))
                         .connect_lazy(),
-                ))
+                )))
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
         Ok(Self {
@@ -82,6 +82,10 @@ pub struct Question {
     pub key_policy: String,
     pub condition_keys: HashMap<String, String>,
     pub multi_valued: Vec<ConditionKeyValues>,
+    /// Grants on the key whose grantee is the caller (filled by the service).
+    pub grants: Vec<kms_proto::authz::v1::Grant>,
+    /// CreateGrant: the grant being created.
+    pub new_grant: Option<kms_proto::authz::v1::Grant>,
 }
 
 impl Question {

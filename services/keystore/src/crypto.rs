@@ -180,6 +180,29 @@ impl RootKey {
 }
 
 impl RootKey {
+    /// Re-wraps stored key material of `from_arn` for `to_arn` (a multi-Region
+    /// replica), without the material leaving a zeroizing buffer.
+    pub fn rewrap_material(
+        &self,
+        from_arn: &str,
+        to_arn: &str,
+        material_id: u32,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if wrapped.len() != NONCE_LEN + KEY_LEN + TAG_LEN {
+            return Err(CryptoError::Open);
+        }
+        let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Open)?;
+        let raw = self
+            .key
+            .open(nonce, &wrap_aad(from_arn, material_id), sealed)?;
+        let raw: &[u8; KEY_LEN] = raw.as_slice().try_into().map_err(|_| CryptoError::Open)?;
+        self.wrap_material(to_arn, material_id, raw)
+    }
+}
+
+impl RootKey {
     /// Wraps a variable-length secret of a non-symmetric key (a PKCS#8 private key,
     /// an HMAC key): nonce || ciphertext || tag, with the key spec in the AAD too, so
     /// a row cannot be reinterpreted as another kind of key.

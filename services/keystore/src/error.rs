@@ -64,11 +64,22 @@ pub enum Error {
     LimitExceeded(String),
     #[error("invalid marker")]
     InvalidMarker,
+    #[error("{0}")]
+    InvalidGrantToken(String),
+    #[error("{0}")]
+    InvalidGrantId(String),
+    #[error("{0}")]
+    InvalidArn(String),
     #[error("custom key store not found")]
     CustomKeyStoreNotFound,
     /// Everything checked out, but DryRun was set.
     #[error("dry run")]
     DryRun,
+    /// Any other client exception, by its AWS name (imported key material:
+    /// IncorrectKeyMaterialException, ExpiredImportTokenException,
+    /// InvalidImportTokenException).
+    #[error("{1}")]
+    Client(&'static str, String),
     #[error("storage failure")]
     Storage(#[from] StoreError),
     #[error("cryptographic failure")]
@@ -117,6 +128,9 @@ impl From<Error> for AwsError {
             Error::Tag(m) => ("TagException", m),
             Error::NotAuthorized(m) => ("NotAuthorizedException", m),
             Error::LimitExceeded(m) => ("LimitExceededException", m),
+            Error::InvalidGrantToken(m) => ("InvalidGrantTokenException", m),
+            Error::InvalidGrantId(m) => ("InvalidGrantIdException", m),
+            Error::InvalidArn(m) => ("InvalidArnException", m),
             Error::InvalidMarker => (
                 "InvalidMarkerException",
                 "The request was rejected because the marker that specifies where pagination should next begin is not valid."
@@ -127,6 +141,7 @@ impl From<Error> for AwsError {
                 "The request was rejected because KMS cannot find a custom key store with the specified key store name or ID."
                     .to_owned(),
             ),
+            Error::Client(code, m) => (code, m),
             Error::DryRun => (
                 "DryRunOperationException",
                 "The request would have succeeded, but the DryRun option is set.".to_owned(),

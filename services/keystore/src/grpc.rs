@@ -21,7 +21,10 @@ use crate::model::{
     AliasRecord, Caller, DEFAULT_POLICY_NAME, KEY_MANAGER_CUSTOMER, KEY_SPEC_SYMMETRIC_DEFAULT,
     KeyRecord, KeyState, Tag, is_account_id, ms_to_epoch_seconds,
 };
-use crate::service::{CreateKeyInput, KeyService, Page, ReEncryptInput};
+use crate::service::grants::{self, CreateGrantInput};
+use crate::service::{
+    CreateKeyInput, ImportInput, KeyService, Page, ReEncryptInput, ReplicateInput,
+};
 use crate::store::Store;
 
 pub struct KeyStoreGrpc<S> {
@@ -31,6 +34,27 @@ pub struct KeyStoreGrpc<S> {
 impl<S: Store> KeyStoreGrpc<S> {
     pub fn new(service: Arc<KeyService<S>>) -> Self {
         Self { service }
+    }
+
+    /// [`metadata`] with the MultiRegionConfiguration of multi-Region keys.
+    fn full_metadata(&self, r: &KeyRecord) -> pb::KeyMetadata {
+        let mut m = metadata(r);
+        m.multi_region_configuration =
+            self.service
+                .multi_region_view(r)
+                .map(|v| pb::MultiRegionConfiguration {
+                    multi_region_key_type: v.key_type.to_owned(),
+                    primary_key: Some(pb::MultiRegionKey {
+                        arn: v.primary.0,
+                        region: v.primary.1,
+                    }),
+                    replica_keys: v
+                        .replicas
+                        .into_iter()
+                        .map(|(arn, region)| pb::MultiRegionKey { arn, region })
+                        .collect(),
+                });
+        m
     }
 
     /// Runs a write to completion on its own task, whatever happens to the caller.
@@ -96,10 +120,15 @@ fn metadata(r: &KeyRecord) -> pb::KeyMetadata {
         pending_deletion_window_in_days: None,
         signing_algorithms: asymmetric::signing_algorithms(&r.key_spec, &r.key_usage),
         mac_algorithms: asymmetric::mac_algorithms(&r.key_spec),
-        key_agreement_algorithms: Vec::new(),
+        key_agreement_algorithms: asymmetric::key_agreement_algorithms(&r.key_usage),
         // AWS shows it for symmetric encryption keys only.
-        current_key_material_id: (r.key_spec == KEY_SPEC_SYMMETRIC_DEFAULT)
+        current_key_material_id: (r.key_spec == KEY_SPEC_SYMMETRIC_DEFAULT
+            && r.state != KeyState::PendingImport)
             .then(|| crypto::material_public_id(&r.id, r.current_material_id)),
+        valid_to: r.valid_to_ms.map(ms_to_epoch_seconds),
+        expiration_model: r.expiration_model.clone(),
+        // Filled by `KeyStoreGrpc::full_metadata` (it needs the other Regions' keys).
+        multi_region_configuration: None,
     }
 }
 
@@ -169,7 +198,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             .detached(move |s| async move { s.create_key(&caller, input).await })
             .await?;
         Ok(Response::new(pb::CreateKeyResponse {
-            key_metadata: Some(metadata(&record)),
+            key_metadata: Some(self.full_metadata(&record)),
         }))
     }
 
@@ -180,9 +209,10 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::DescribeKeyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let record = self.service.describe_key(&caller, &r.key_id).await?;
         Ok(Response::new(pb::DescribeKeyResponse {
-            key_metadata: Some(metadata(&record)),
+            key_metadata: Some(self.full_metadata(&record)),
         }))
     }
 
@@ -292,6 +322,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::EncryptResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let mut plaintext = r.plaintext;
         let out = self
             .service
@@ -321,6 +352,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::DecryptResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .decrypt(
@@ -347,6 +379,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::ReEncryptResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .re_encrypt(
@@ -381,6 +414,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .generate_data_key(
@@ -408,6 +442,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GenerateDataKeyWithoutPlaintextResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .generate_data_key(
@@ -633,6 +668,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let info = self.service.get_public_key(&caller, &r.key_id).await?;
         let k = &info.record;
         Ok(Response::new(pb::GetPublicKeyResponse {
@@ -643,7 +679,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             key_usage: k.key_usage.clone(),
             encryption_algorithms: asymmetric::encryption_algorithms(&k.key_spec, &k.key_usage),
             signing_algorithms: asymmetric::signing_algorithms(&k.key_spec, &k.key_usage),
-            key_agreement_algorithms: Vec::new(),
+            key_agreement_algorithms: asymmetric::key_agreement_algorithms(&k.key_usage),
         }))
     }
 
@@ -654,6 +690,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::SignResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .sign_or_verify(
@@ -680,6 +717,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .sign_or_verify(
@@ -706,6 +744,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::GenerateMacResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .generate_or_verify_mac(
@@ -731,6 +770,7 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
     ) -> Result<Response<pb::VerifyMacResponse>, Status> {
         let r = request.into_inner();
         let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
         let out = self
             .service
             .generate_or_verify_mac(
@@ -850,5 +890,309 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             next_marker,
             truncated,
         }))
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_data_key_pair(
+        &self,
+        request: Request<pb::GenerateDataKeyPairRequest>,
+    ) -> Result<Response<pb::GenerateDataKeyPairResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
+        let out = self
+            .service
+            .generate_data_key_pair(
+                &caller,
+                &r.key_id,
+                &r.key_pair_spec,
+                &r.encryption_context,
+                r.recipient.is_some(),
+                r.dry_run.unwrap_or(false),
+                "GenerateDataKeyPair",
+            )
+            .await?;
+        Ok(Response::new(pb::GenerateDataKeyPairResponse {
+            private_key_ciphertext_blob: out.private_key_ciphertext_blob,
+            private_key_plaintext: take_secret(out.private_key_plaintext),
+            public_key: out.public_key,
+            key_id: out.key_arn,
+            key_pair_spec: out.key_pair_spec,
+            key_material_id: Some(out.key_material_id),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn generate_data_key_pair_without_plaintext(
+        &self,
+        request: Request<pb::GenerateDataKeyPairRequest>,
+    ) -> Result<Response<pb::GenerateDataKeyPairWithoutPlaintextResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
+        let out = self
+            .service
+            .generate_data_key_pair(
+                &caller,
+                &r.key_id,
+                &r.key_pair_spec,
+                &r.encryption_context,
+                r.recipient.is_some(),
+                r.dry_run.unwrap_or(false),
+                "GenerateDataKeyPairWithoutPlaintext",
+            )
+            .await?;
+        Ok(Response::new(
+            pb::GenerateDataKeyPairWithoutPlaintextResponse {
+                private_key_ciphertext_blob: out.private_key_ciphertext_blob,
+                public_key: out.public_key,
+                key_id: out.key_arn,
+                key_pair_spec: out.key_pair_spec,
+                key_material_id: Some(out.key_material_id),
+            },
+        ))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn derive_shared_secret(
+        &self,
+        request: Request<pb::DeriveSharedSecretRequest>,
+    ) -> Result<Response<pb::DeriveSharedSecretResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        grants::check_grant_tokens(&r.grant_tokens)?;
+        let out = self
+            .service
+            .derive_shared_secret(
+                &caller,
+                &r.key_id,
+                &r.key_agreement_algorithm,
+                &r.public_key,
+                r.recipient.is_some(),
+                r.dry_run.unwrap_or(false),
+            )
+            .await?;
+        Ok(Response::new(pb::DeriveSharedSecretResponse {
+            key_id: out.key_arn,
+            shared_secret: take_secret(out.shared_secret),
+            key_agreement_algorithm: r.key_agreement_algorithm,
+            key_origin: out.key_origin,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn get_parameters_for_import(
+        &self,
+        request: Request<pb::GetParametersForImportRequest>,
+    ) -> Result<Response<pb::GetParametersForImportResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let out = self
+            .service
+            .get_parameters_for_import(
+                &caller,
+                &r.key_id,
+                &r.wrapping_algorithm,
+                &r.wrapping_key_spec,
+            )
+            .await?;
+        Ok(Response::new(pb::GetParametersForImportResponse {
+            key_id: out.key_arn,
+            import_token: out.import_token,
+            public_key: out.public_key,
+            parameters_valid_to: ms_to_epoch_seconds(out.valid_to_ms),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn import_key_material(
+        &self,
+        request: Request<pb::ImportKeyMaterialRequest>,
+    ) -> Result<Response<pb::ImportKeyMaterialResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let (key_id, key_material_id) = self
+            .detached(move |s| async move {
+                s.import_key_material(
+                    &caller,
+                    ImportInput {
+                        key_id: &r.key_id,
+                        import_token: &r.import_token,
+                        encrypted_key_material: &r.encrypted_key_material,
+                        valid_to: r.valid_to,
+                        expiration_model: r.expiration_model.as_deref(),
+                        import_type: r.import_type.as_deref(),
+                        key_material_id: r.key_material_id.as_deref(),
+                    },
+                )
+                .await
+            })
+            .await?;
+        Ok(Response::new(pb::ImportKeyMaterialResponse {
+            key_id,
+            key_material_id: Some(key_material_id),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn delete_imported_key_material(
+        &self,
+        request: Request<pb::DeleteImportedKeyMaterialRequest>,
+    ) -> Result<Response<pb::DeleteImportedKeyMaterialResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let (key_id, key_material_id) = self
+            .detached(move |s| async move {
+                s.delete_imported_key_material(&caller, &r.key_id, r.key_material_id.as_deref())
+                    .await
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteImportedKeyMaterialResponse {
+            key_id,
+            key_material_id: Some(key_material_id),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn replicate_key(
+        &self,
+        request: Request<pb::ReplicateKeyRequest>,
+    ) -> Result<Response<pb::ReplicateKeyResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let input = ReplicateInput {
+            key_id: r.key_id,
+            replica_region: r.replica_region,
+            policy: r.policy,
+            bypass_policy_lockout_safety_check: r.bypass_policy_lockout_safety_check,
+            description: r.description,
+            tags: r.tags.into_iter().map(tag_from_pb).collect(),
+        };
+        let (record, policy, tags) = self
+            .detached(move |s| async move { s.replicate_key(&caller, input).await })
+            .await?;
+        Ok(Response::new(pb::ReplicateKeyResponse {
+            replica_key_metadata: Some(self.full_metadata(&record)),
+            replica_policy: policy,
+            replica_tags: tags.into_iter().map(tag_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_primary_region(
+        &self,
+        request: Request<pb::UpdatePrimaryRegionRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.update_primary_region(&caller, &r.key_id, &r.primary_region)
+                .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_grant(
+        &self,
+        request: Request<pb::CreateGrantRequest>,
+    ) -> Result<Response<pb::CreateGrantResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let input = CreateGrantInput {
+            key_id: r.key_id,
+            grantee_principal: r.grantee_principal,
+            retiring_principal: r.retiring_principal,
+            operations: r.operations,
+            constraints: r.constraints.map(grants::constraints_from_pb),
+            grant_tokens: r.grant_tokens,
+            name: r.name,
+        };
+        let (grant_id, grant_token) = self
+            .detached(move |s| async move { s.create_grant(&caller, input).await })
+            .await?;
+        Ok(Response::new(pb::CreateGrantResponse {
+            grant_token: Some(grant_token),
+            grant_id: Some(grant_id),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_grants(
+                &caller,
+                &r.key_id,
+                r.limit,
+                r.marker.as_deref(),
+                r.grant_id.as_deref(),
+                r.grantee_principal.as_deref(),
+            )
+            .await?;
+        let (grants, next_marker, truncated) = page_parts(page, |g| grants::entry(&g));
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_retirable_grants(
+        &self,
+        request: Request<pb::ListRetirableGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        let page = self
+            .service
+            .list_retirable_grants(&caller, &r.retiring_principal, r.limit, r.marker.as_deref())
+            .await?;
+        let (grants, next_marker, truncated) = page_parts(page, |g| grants::entry(&g));
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants,
+            next_marker,
+            truncated,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn retire_grant(
+        &self,
+        request: Request<pb::RetireGrantRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(move |s| async move {
+            s.retire_grant(
+                &caller,
+                r.grant_token.as_deref(),
+                r.key_id.as_deref(),
+                r.grant_id.as_deref(),
+            )
+            .await
+        })
+        .await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn revoke_grant(
+        &self,
+        request: Request<pb::RevokeGrantRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = request.into_inner();
+        let caller = caller(r.context)?;
+        self.detached(
+            move |s| async move { s.revoke_grant(&caller, &r.key_id, &r.grant_id).await },
+        )
+        .await?;
+        Ok(Response::new(pb::Empty {}))
     }
 }

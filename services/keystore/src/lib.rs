@@ -92,11 +92,15 @@ pub async fn run(
                 if let Err(e) = service.rotate_due().await {
                     tracing::warn!(error = %e, "automatic key rotation failed; will retry");
                 }
+                if let Err(e) = service.expire_imported_material().await {
+                    tracing::warn!(error = %e, "expiring imported key material failed; will retry");
+                }
             }
         })
     };
 
     let served = tonic::transport::Server::builder()
+        .trace_fn(kms_telemetry::server_span)
         .add_service(health_service)
         .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

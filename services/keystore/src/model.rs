@@ -8,6 +8,7 @@ use crate::error::Error;
 pub const KEY_USAGE_ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
 pub const KEY_SPEC_SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 pub const ORIGIN_AWS_KMS: &str = "AWS_KMS";
+pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
 pub const KEY_MANAGER_CUSTOMER: &str = "CUSTOMER";
 pub const ALGORITHM_SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 pub const DEFAULT_POLICY_NAME: &str = "default";
@@ -27,6 +28,8 @@ pub enum KeyState {
     Enabled,
     Disabled,
     PendingDeletion,
+    /// A key with origin EXTERNAL whose material is not (or no longer) imported.
+    PendingImport,
 }
 
 impl KeyState {
@@ -35,6 +38,7 @@ impl KeyState {
             KeyState::Enabled => "Enabled",
             KeyState::Disabled => "Disabled",
             KeyState::PendingDeletion => "PendingDeletion",
+            KeyState::PendingImport => "PendingImport",
         }
     }
 
@@ -43,6 +47,7 @@ impl KeyState {
             "Enabled" => Some(KeyState::Enabled),
             "Disabled" => Some(KeyState::Disabled),
             "PendingDeletion" => Some(KeyState::PendingDeletion),
+            "PendingImport" => Some(KeyState::PendingImport),
             _ => None,
         }
     }
@@ -72,12 +77,42 @@ pub struct KeyRecord {
     pub rotation_period_days: Option<i32>,
     /// When the next automatic rotation is due.
     pub next_rotation_ms: Option<i64>,
+    /// Imported key material: KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE.
+    pub expiration_model: Option<String>,
+    /// Imported key material that expires: when.
+    pub valid_to_ms: Option<i64>,
+    /// SHA-256 over the key ARN and the imported material (only the same material
+    /// may be imported again).
+    pub import_fingerprint: Option<Vec<u8>>,
+    /// Multi-Region keys: the Region of the primary key.
+    pub primary_region: Option<String>,
 }
 
 impl KeyRecord {
     pub fn enabled(&self) -> bool {
         self.state == KeyState::Enabled
     }
+
+    /// The key's row in the database and slot in the cache (see [`row_id`]).
+    pub fn row_id(&self) -> String {
+        row_id(&self.id, &self.region)
+    }
+}
+
+/// The database row id (and cache slot) of key `id` in `region`: the key id, except
+/// for multi-Region keys, whose primary and replicas share the key id:
+/// `<key id>|<region>`.
+pub fn row_id(id: &str, region: &str) -> String {
+    if id.starts_with("mrk-") {
+        format!("{id}|{region}")
+    } else {
+        id.to_owned()
+    }
+}
+
+/// The key id of a row id.
+pub fn key_id_of_row(row_id: &str) -> &str {
+    row_id.split('|').next().unwrap_or(row_id)
 }
 
 /// One key material of a key, wrapped under the root key.

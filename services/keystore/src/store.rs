@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::model::{AliasRecord, KeyRecord, KeyState, MaterialRecord, Tag};
+use crate::model::{AliasRecord, KeyRecord, KeyState, MaterialRecord, Tag, key_id_of_row, row_id};
 
 /// A storage failure (the service reports it as KMSInternalException).
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +53,27 @@ pub trait Store: Send + Sync + 'static {
     fn load_aliases(&self) -> impl Future<Output = StoreResult<Vec<AliasRecord>>> + Send;
 
     /// A new key, its first material and its tags, atomically.
+    #[cfg_attr(not(test), allow(dead_code))]
     fn insert_key(
         &self,
         key: &KeyRecord,
         material: &MaterialRecord,
         tags: &[Tag],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A new key with any number of materials (none: a key awaiting imported
+    /// material; several: a multi-Region replica) and its tags, atomically.
+    fn insert_key_with(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+        tags: &[Tag],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Replaces every material of a key and rewrites its row, atomically (import and
+    /// deletion of imported key material).
+    fn replace_materials(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Rewrites the mutable columns of an existing key.
     fn update_key(&self, key: &KeyRecord) -> impl Future<Output = StoreResult<()>> + Send;
@@ -68,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
         key: &KeyRecord,
         material: &MaterialRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The wrapped materials of a key (by row id), oldest first.
+    fn key_materials(
+        &self,
+        row_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<MaterialRecord>>> + Send;
     /// The materials of a key, oldest first.
     fn list_materials(
         &self,
@@ -126,6 +147,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<Tag>>> + Send;
 
+    /// Every grant, after dropping those of keys that no longer exist.
+    fn load_grants(&self) -> impl Future<Output = StoreResult<Vec<GrantRow>>> + Send;
+    fn insert_grant(&self, grant: &GrantRow) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes a grant; false when there was none.
+    fn delete_grant(&self, grant_id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// Waits for in-flight queries and closes the database.
     fn close(&self) -> impl Future<Output = ()> + Send;
 }
@@ -152,8 +179,37 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        // The durability settings as a pooled connection reports them (every pooled
+        // connection is opened with the same options); the crash tests read this line.
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&pool)
+            .await?;
+        tracing::info!(
+            journal_mode = %journal,
+            synchronous,
+            "keystore database opened (synchronous: 2 = FULL)"
+        );
         Ok(Self { pool })
     }
+}
+
+/// A grant as stored (see `migrations/keystore/0003_grants.sql`): operations and
+/// constraints are JSON texts.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GrantRow {
+    pub grant_id: String,
+    pub key_arn: String,
+    pub grant_token: String,
+    pub name: Option<String>,
+    pub creation_date: i64,
+    pub grantee_principal: String,
+    pub retiring_principal: Option<String>,
+    pub issuing_account: String,
+    pub operations: String,
+    pub constraints: Option<String>,
 }
 
 /// A material's public facts (no key bytes), for ListKeyRotations.
@@ -185,7 +241,8 @@ async fn update_key_row(conn: &mut sqlx::SqliteConnection, key: &KeyRecord) -> S
     let done = sqlx::query(
         "UPDATE keys SET description = ?, state = ?, enabled = ?, deletion_date = ?, \
          pending_window_days = ?, policy = ?, current_material_id = ?, version = ?, \
-         rotation_period_days = ?, next_rotation_date = ? WHERE id = ?",
+         rotation_period_days = ?, next_rotation_date = ?, expiration_model = ?, valid_to = ?, \
+         import_fingerprint = ?, primary_region = ? WHERE id = ?",
     )
     .bind(&key.description)
     .bind(key.state.as_str())
@@ -197,7 +254,11 @@ async fn update_key_row(conn: &mut sqlx::SqliteConnection, key: &KeyRecord) -> S
     .bind(key.version)
     .bind(key.rotation_period_days)
     .bind(key.next_rotation_ms)
-    .bind(&key.id)
+    .bind(&key.expiration_model)
+    .bind(key.valid_to_ms)
+    .bind(&key.import_fingerprint)
+    .bind(&key.primary_region)
+    .bind(key.row_id())
     .execute(conn)
     .await?;
     if done.rows_affected() != 1 {
@@ -226,6 +287,10 @@ struct KeyRow {
     version: i64,
     rotation_period_days: Option<i64>,
     next_rotation_date: Option<i64>,
+    expiration_model: Option<String>,
+    valid_to: Option<i64>,
+    import_fingerprint: Option<Vec<u8>>,
+    primary_region: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -247,7 +312,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             .transpose()
             .map_err(|_| StoreError::corrupt(format!("key {} has a bad period", r.id)))?;
         Ok(KeyRecord {
-            id: r.id,
+            id: key_id_of_row(&r.id).to_owned(),
             account_id: r.account_id,
             region: r.region,
             arn: r.arn,
@@ -265,6 +330,10 @@ impl TryFrom<KeyRow> for KeyRecord {
             version: r.version,
             rotation_period_days,
             next_rotation_ms: r.next_rotation_date,
+            expiration_model: r.expiration_model,
+            valid_to_ms: r.valid_to,
+            import_fingerprint: r.import_fingerprint,
+            primary_region: r.primary_region,
         })
     }
 }
@@ -294,7 +363,7 @@ impl From<AliasRow> for AliasRecord {
             account_id: r.account_id,
             region: r.region,
             alias_name: r.alias_name,
-            target_key_id: r.target_key_id,
+            target_key_id: key_id_of_row(&r.target_key_id).to_owned(),
             creation_date_ms: r.creation_date,
             last_updated_ms: r.last_updated,
         }
@@ -303,7 +372,8 @@ impl From<AliasRow> for AliasRecord {
 
 const LOAD_KEYS: &str = "SELECT id, account_id, region, arn, description, key_usage, key_spec, origin, state, \
      creation_date, deletion_date, pending_window_days, policy, multi_region, current_material_id, version, \
-     rotation_period_days, next_rotation_date FROM keys ORDER BY id";
+     rotation_period_days, next_rotation_date, expiration_model, valid_to, import_fingerprint, primary_region \
+     FROM keys ORDER BY id";
 
 impl Store for SqliteStore {
     async fn load_keys(&self) -> StoreResult<Vec<StoredKey>> {
@@ -325,12 +395,12 @@ impl Store for SqliteStore {
         // Both lists are ordered by key id: merge them.
         let mut i = 0;
         for m in materials {
-            while i < keys.len() && keys[i].record.id < m.key_id {
+            while i < keys.len() && keys[i].record.row_id() < m.key_id {
                 i += 1;
             }
             let key = keys
                 .get_mut(i)
-                .filter(|k| k.record.id == m.key_id)
+                .filter(|k| k.record.row_id() == m.key_id)
                 .ok_or_else(|| {
                     StoreError::corrupt(format!("material of unknown key {}", m.key_id))
                 })?;
@@ -362,14 +432,25 @@ impl Store for SqliteStore {
         material: &MaterialRecord,
         tags: &[Tag],
     ) -> StoreResult<()> {
+        self.insert_key_with(key, std::slice::from_ref(material), tags)
+            .await
+    }
+
+    async fn insert_key_with(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+        tags: &[Tag],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO keys (id, account_id, region, arn, description, key_usage, key_spec, origin, state, \
              enabled, creation_date, deletion_date, pending_window_days, policy, multi_region, \
-             current_material_id, version, rotation_period_days, next_rotation_date) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             current_material_id, version, rotation_period_days, next_rotation_date, \
+             expiration_model, valid_to, import_fingerprint, primary_region) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&key.id)
+        .bind(key.row_id())
         .bind(&key.account_id)
         .bind(&key.region)
         .bind(&key.arn)
@@ -388,20 +469,44 @@ impl Store for SqliteStore {
         .bind(key.version)
         .bind(key.rotation_period_days)
         .bind(key.next_rotation_ms)
+        .bind(&key.expiration_model)
+        .bind(key.valid_to_ms)
+        .bind(&key.import_fingerprint)
+        .bind(&key.primary_region)
         .execute(&mut *tx)
         .await?;
-        insert_material(&mut tx, material).await?;
+        for material in materials {
+            insert_material(&mut tx, material).await?;
+        }
         for tag in tags {
             sqlx::query(
                 "INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?, ?, ?) \
                  ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
             )
-            .bind(&key.id)
+            .bind(key.row_id())
             .bind(&tag.key)
             .bind(&tag.value)
             .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_materials(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM key_materials WHERE key_id = ?")
+            .bind(key.row_id())
+            .execute(&mut *tx)
+            .await?;
+        for material in materials {
+            insert_material(&mut tx, material).await?;
+        }
+        update_key_row(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -417,6 +522,29 @@ impl Store for SqliteStore {
         update_key_row(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn key_materials(&self, row_id: &str) -> StoreResult<Vec<MaterialRecord>> {
+        let rows: Vec<MaterialRow> = sqlx::query_as(
+            "SELECT key_id, material_id, wrapped, created, rotation_type FROM key_materials \
+             WHERE key_id = ? ORDER BY material_id",
+        )
+        .bind(row_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|m| {
+                Ok(MaterialRecord {
+                    material_id: u32::try_from(m.material_id).map_err(|_| {
+                        StoreError::corrupt(format!("key {} has a bad material id", m.key_id))
+                    })?,
+                    key_id: m.key_id,
+                    wrapped: m.wrapped,
+                    created_ms: m.created,
+                    rotation_type: m.rotation_type,
+                })
+            })
+            .collect()
     }
 
     async fn list_materials(&self, key_id: &str) -> StoreResult<Vec<MaterialInfo>> {
@@ -451,12 +579,15 @@ impl Store for SqliteStore {
         )
         .bind(account_id)
         .bind(region)
-        .bind(after.unwrap_or(""))
+        .bind(after.map(|a| row_id(a, region)).unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("arn")?)))
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok((key_id_of_row(&id).to_owned(), r.try_get("arn")?))
+            })
             .collect()
     }
 
@@ -491,7 +622,7 @@ impl Store for SqliteStore {
         .bind(&alias.account_id)
         .bind(&alias.region)
         .bind(&alias.alias_name)
-        .bind(&alias.target_key_id)
+        .bind(row_id(&alias.target_key_id, &alias.region))
         .bind(alias.creation_date_ms)
         .bind(alias.last_updated_ms)
         .execute(&self.pool)
@@ -504,7 +635,7 @@ impl Store for SqliteStore {
             "UPDATE aliases SET target_key_id = ?, last_updated = ? \
              WHERE account_id = ? AND region = ? AND alias_name = ?",
         )
-        .bind(&alias.target_key_id)
+        .bind(row_id(&alias.target_key_id, &alias.region))
         .bind(alias.last_updated_ms)
         .bind(&alias.account_id)
         .bind(&alias.region)
@@ -550,8 +681,8 @@ impl Store for SqliteStore {
         )
         .bind(account_id)
         .bind(region)
-        .bind(target_key_id)
-        .bind(target_key_id)
+        .bind(target_key_id.map(|t| row_id(t, region)))
+        .bind(target_key_id.map(|t| row_id(t, region)))
         .bind(after.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
@@ -621,6 +752,47 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn load_grants(&self) -> StoreResult<Vec<GrantRow>> {
+        sqlx::query("DELETE FROM grants WHERE key_arn NOT IN (SELECT arn FROM keys)")
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_as(
+            "SELECT grant_id, key_arn, grant_token, name, creation_date, grantee_principal, \
+             retiring_principal, issuing_account, operations, constraints FROM grants \
+             ORDER BY key_arn, grant_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn insert_grant(&self, g: &GrantRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (grant_id, key_arn, grant_token, name, creation_date, grantee_principal, \
+             retiring_principal, issuing_account, operations, constraints) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&g.grant_id)
+        .bind(&g.key_arn)
+        .bind(&g.grant_token)
+        .bind(&g.name)
+        .bind(g.creation_date)
+        .bind(&g.grantee_principal)
+        .bind(&g.retiring_principal)
+        .bind(&g.issuing_account)
+        .bind(&g.operations)
+        .bind(&g.constraints)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_grant(&self, grant_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM grants WHERE grant_id = ?")
+            .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -657,6 +829,10 @@ mod tests {
             version: 1,
             rotation_period_days: None,
             next_rotation_ms: None,
+            expiration_model: None,
+            valid_to_ms: None,
+            import_fingerprint: None,
+            primary_region: None,
         }
     }
 

@@ -467,6 +467,8 @@ async fn create_key_rejects_what_is_not_supported_yet() {
     expect_err(
         create(pb::CreateKeyRequest {
             origin: Some("EXTERNAL".into()),
+            key_spec: Some("RSA_2048".into()),
+            key_usage: Some("SIGN_VERIFY".into()),
             ..Default::default()
         })
         .await,
@@ -475,6 +477,7 @@ async fn create_key_rejects_what_is_not_supported_yet() {
     expect_err(
         create(pb::CreateKeyRequest {
             multi_region: Some(true),
+            origin: Some("EXTERNAL".into()),
             ..Default::default()
         })
         .await,
@@ -2467,7 +2470,7 @@ async fn signing_validates_keys_messages_and_state() {
             "ValidationException",
         ),
         (
-            "ECC_NIST_P256",
+            "SM2",
             Some("KEY_AGREEMENT"),
             "UnsupportedOperationException",
         ),

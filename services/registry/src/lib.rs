@@ -106,6 +106,7 @@ pub async fn serve<S: Store>(
 
     tracing::info!(addr = ?listener.local_addr().ok(), "registry serving");
     tonic::transport::Server::builder()
+        .trace_fn(kms_telemetry::server_span)
         .add_service(health_service)
         .add_service(RegistryServer::new(RegistryService::new(
             registry, stopping,

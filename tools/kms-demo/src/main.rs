@@ -21,13 +21,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The KMS endpoint, by name (private DNS decides where it goes).
-    #[arg(
-        long,
-        env = "KMS_DEMO_ENDPOINT_URL",
-        default_value = "https://kms.us-east-1.amazonaws.com"
-    )]
-    endpoint_url: String,
+    /// An endpoint URL instead of the SDK's own (`https://kms.<region>.amazonaws.com`).
+    #[arg(long, env = "KMS_DEMO_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     region: String,
     /// PEM file of the CA to trust for https (the stack's own CA).
@@ -88,7 +84,10 @@ fn host_and_port(url: &str) -> anyhow::Result<(String, u16)> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (host, port) = host_and_port(&args.endpoint_url)?;
+    // Without an endpoint URL the SDK uses its own, the KMS hostname of the
+    // Region: private DNS decides where it goes.
+    let default_url = format!("https://kms.{}.amazonaws.com", args.region);
+    let (host, port) = host_and_port(args.endpoint_url.as_deref().unwrap_or(&default_url))?;
     let resolved: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .with_context(|| format!("resolving {host}"))?
@@ -106,7 +105,6 @@ async fn main() -> anyhow::Result<()> {
     let conf = aws_sdk_kms::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(args.region.clone()))
-        .endpoint_url(&args.endpoint_url)
         .credentials_provider(Credentials::new(
             &args.access_key_id,
             &args.secret_access_key,
@@ -131,15 +129,19 @@ async fn main() -> anyhow::Result<()> {
         ))
         .tls_context(context)
         .build_https();
-    let conf = conf.http_client(http);
+    let mut conf = conf.http_client(http);
+    if let Some(url) = &args.endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
     let kms = aws_sdk_kms::Client::from_conf(conf.build());
 
     let created = kms
         .create_key()
         .description("kms-demo: created from inside a VPC")
         .send()
-        .await
-        .context("CreateKey")?;
+        .await;
+    report("CreateKey", &created);
+    let created = created.context("CreateKey")?;
     let key = created.key_metadata().context("no KeyMetadata")?;
     let plaintext = format!("hello from {host} via {}", resolved[0]);
     let encrypted = kms
@@ -147,18 +149,35 @@ async fn main() -> anyhow::Result<()> {
         .key_id(key.key_id())
         .plaintext(Blob::new(plaintext.as_bytes()))
         .send()
-        .await
-        .context("Encrypt")?;
+        .await;
+    report("Encrypt", &encrypted);
+    let encrypted = encrypted.context("Encrypt")?;
     let blob = encrypted.ciphertext_blob().context("no CiphertextBlob")?;
-    let decrypted = kms
-        .decrypt()
-        .ciphertext_blob(blob.clone())
-        .send()
-        .await
-        .context("Decrypt")?;
+    let decrypted = kms.decrypt().ciphertext_blob(blob.clone()).send().await;
+    report("Decrypt", &decrypted);
+    let decrypted = decrypted.context("Decrypt")?;
     let round_trip = decrypted.plaintext().map(|p| p.as_ref()) == Some(plaintext.as_bytes());
     if !round_trip {
         bail!("Decrypt did not return the plaintext");
+    }
+    // A decrypt failure on purpose: the same blob with one bit flipped must be
+    // refused (InvalidCiphertextException), and shows as a failed call.
+    let mut tampered = blob.as_ref().to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let refused = kms
+        .decrypt()
+        .ciphertext_blob(Blob::new(tampered))
+        .send()
+        .await;
+    report("Decrypt", &refused);
+    let refused_code = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_service_error())
+        .and_then(|e| aws_sdk_kms::error::ProvideErrorMetadata::code(e).map(str::to_owned));
+    if refused_code.as_deref() != Some("InvalidCiphertextException") {
+        bail!("a tampered ciphertext was not refused: {refused_code:?}");
     }
     let line = serde_json::json!({
         "host": host,
@@ -167,10 +186,35 @@ async fn main() -> anyhow::Result<()> {
         "createKeyRequestId": created.request_id(),
         "encryptRequestId": encrypted.request_id(),
         "decryptRequestId": decrypted.request_id(),
+        "failedDecryptRequestId": refused.as_ref().err().and_then(RequestId::request_id),
         "roundTrip": round_trip,
     });
     println!("{line}");
     Ok(())
+}
+
+/// One line per call on stderr: the operation, its request id, its error code.
+fn report<T: RequestId, E, R>(op: &str, result: &Result<T, aws_sdk_kms::error::SdkError<E, R>>)
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    aws_sdk_kms::error::SdkError<E, R>: RequestId,
+{
+    let (request_id, error) = match result {
+        Ok(out) => (out.request_id().map(str::to_owned), None),
+        Err(e) => (
+            e.request_id().map(str::to_owned),
+            Some(
+                e.as_service_error()
+                    .and_then(|s| s.code().map(str::to_owned))
+                    .unwrap_or_else(|| aws_sdk_kms::error::DisplayErrorContext(e).to_string()),
+            ),
+        ),
+    };
+    eprintln!(
+        "{}",
+        serde_json::json!({"call": op, "requestId": request_id, "error": error})
+    );
 }
 
 #[cfg(test)]

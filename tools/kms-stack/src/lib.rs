@@ -7,6 +7,11 @@
 //! resolver on the public endpoint's IP, one resolver per VPC on its CIDR's
 //! base + 2, all on `--dns-port`. With VPC CIDRs in 127.0.0.0/8 all of these
 //! are real loopback addresses, so no Docker or root is needed.
+//!
+//! HTTPS: the stack makes its own CA on first start (`tls`) and the gateway
+//! serves HTTPS on `--tls-listen` and on every interface address (same port).
+
+pub mod tls;
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -24,9 +29,19 @@ pub struct StackConfig {
     /// Public endpoint (KMS and CloudTrail APIs).
     #[arg(long, env = "KMS_LISTEN", default_value = "127.0.0.1:4566")]
     pub listen: SocketAddr,
+    /// Public HTTPS endpoint (default: the public endpoint's IP, port 4443; port 0
+    /// when the public endpoint's port is 0). Endpoint interfaces serve HTTPS on
+    /// the same port. The certificate is issued by the stack's CA
+    /// (`<data-dir>/tls/ca.pem`).
+    #[arg(long, env = "KMS_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
     /// Region served.
     #[arg(long, env = "KMS_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// More Regions served by the same endpoint (comma-separated; the Region of a
+    /// request is its SigV4 credential scope).
+    #[arg(long, env = "KMS_ADDITIONAL_REGIONS", value_delimiter = ',')]
+    pub additional_regions: Vec<String>,
     /// UDP/TCP port of the registry's DNS resolvers (0: any free port).
     #[arg(long, env = "KMS_DNS_PORT", default_value_t = 5353)]
     pub dns_port: u16,
@@ -47,7 +62,9 @@ impl StackConfig {
         Self {
             data_dir: data_dir.into(),
             listen,
+            tls_listen: None,
             region: "us-east-1".into(),
+            additional_regions: Vec::new(),
             dns_port: 0,
             allow_non_loopback_interfaces: false,
             bootstrap_file: None,
@@ -59,6 +76,10 @@ impl StackConfig {
 pub struct Stack {
     /// The public endpoint's address.
     pub endpoint: SocketAddr,
+    /// The public HTTPS endpoint's address.
+    pub tls_endpoint: SocketAddr,
+    /// The stack's TLS files (`ca_cert` is what clients trust).
+    pub tls: tls::TlsFiles,
     /// gRPC addresses: registry, authz, keystore, audit.
     pub registry: SocketAddr,
     pub authz: SocketAddr,
@@ -175,6 +196,16 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         .await
         .with_context(|| format!("binding the public endpoint {}", config.listen))?;
     let endpoint = public.local_addr()?;
+    let tls_listen = config.tls_listen.unwrap_or_else(|| {
+        let port = if config.listen.port() == 0 { 0 } else { 4443 };
+        SocketAddr::new(config.listen.ip(), port)
+    });
+    let tls_files = tls::ensure(&dir, &config.region, &[config.listen.ip(), tls_listen.ip()])
+        .context("preparing the stack's TLS certificates")?;
+    let public_tls = TcpListener::bind(tls_listen)
+        .await
+        .with_context(|| format!("binding the public TLS endpoint {tls_listen}"))?;
+    let tls_endpoint = public_tls.local_addr()?;
     let url = |a: SocketAddr| format!("http://{a}");
     let mut cfg = kms_gateway::Config::new(
         &config.region,
@@ -184,13 +215,23 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         &url(registry),
     );
     cfg.allow_non_loopback_interfaces = config.allow_non_loopback_interfaces;
+    cfg.additional_regions = config.additional_regions.clone();
+    cfg.tls_cert = Some(tls_files.server_cert.clone());
+    cfg.tls_key = Some(tls_files.server_key.clone());
     tasks.push((
         "gateway",
-        tokio::spawn(kms_gateway::run(public, cfg, stopped(rx.clone()))),
+        tokio::spawn(kms_gateway::run_with_tls(
+            public,
+            Some(public_tls),
+            cfg,
+            stopped(rx.clone()),
+        )),
     ));
-    tracing::info!(%endpoint, %dns, data_dir = %dir.display(), "kms stack serving");
+    tracing::info!(%endpoint, %tls_endpoint, %dns, data_dir = %dir.display(), "kms stack serving");
     Ok(Stack {
         endpoint,
+        tls_endpoint,
+        tls: tls_files,
         registry,
         authz,
         keystore,

@@ -15,15 +15,13 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let _telemetry = kms_telemetry::init("kms-stack")?;
     let cli = Cli::parse();
     let mut stack = kms_stack::start(cli.config).await?;
     println!("KMS endpoint: http://{}", stack.endpoint);
     println!("DNS resolver: {} (udp and tcp)", stack.dns);
+    println!("KMS TLS endpoint: https://{}", stack.tls_endpoint);
+    println!("CA certificate: {}", stack.tls.ca_cert.display());
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("shutting down");

@@ -63,7 +63,7 @@ impl<S: Store> KeyService<S> {
         let key = self.resolve(caller, target_key_id, "targetKeyId", false)?;
         self.authorize_alias(caller, "UpdateAlias", alias_name)
             .await?;
-        if let Some(old) = self.key_by_id(&alias.target_key_id) {
+        if let Some(old) = self.key_in_region(&alias.target_key_id, &alias.region) {
             let question = self.key_question(caller, "UpdateAlias", &old, None);
             self.authorize_key(caller, &old, question).await?;
         }
@@ -86,7 +86,7 @@ impl<S: Store> KeyService<S> {
         let alias = self.existing_alias(caller, alias_name)?;
         self.authorize_alias(caller, "DeleteAlias", alias_name)
             .await?;
-        if let Some(key) = self.key_by_id(&alias.target_key_id) {
+        if let Some(key) = self.key_in_region(&alias.target_key_id, &alias.region) {
             let question = self.key_question(caller, "DeleteAlias", &key, None);
             self.authorize_key(caller, &key, question).await?;
         }

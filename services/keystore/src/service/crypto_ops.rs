@@ -448,7 +448,7 @@ impl<S: Store> KeyService<S> {
         }
         // A blob naming no key we hold is just an invalid ciphertext.
         let key = self
-            .key_by_id(parsed.key_id)
+            .key_in_region(parsed.key_id, &caller.region)
             .ok_or(Error::InvalidCiphertext)?;
         if key.record.region != caller.region {
             return Err(Error::InvalidCiphertext);
@@ -541,7 +541,11 @@ fn require_symmetric(key: &CachedKey, op: &str) -> Result<()> {
     Ok(())
 }
 
-fn seal(key: &CachedKey, context: &HashMap<String, String>, plaintext: &[u8]) -> Result<Vec<u8>> {
+pub(super) fn seal(
+    key: &CachedKey,
+    context: &HashMap<String, String>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     Ok(blob::seal(
         key.current_material()?,
         &key.record.id,

@@ -7,14 +7,16 @@ use super::{
     KeyService, Page, decode_marker, page_limit, paginate, require_not_pending_deletion, write,
 };
 use crate::asymmetric::{
-    KEY_USAGE_GENERATE_VERIFY_MAC, KEY_USAGE_SIGN_VERIFY, PrivateKey, SpecKind, spec_kind,
+    KEY_USAGE_GENERATE_VERIFY_MAC, KEY_USAGE_KEY_AGREEMENT, KEY_USAGE_SIGN_VERIFY, PrivateKey,
+    SpecKind, spec_kind,
 };
 use crate::authz::Question;
 use crate::crypto::AeadKey;
 use crate::error::{Error, Result};
 use crate::model::{
     Caller, DEFAULT_POLICY_NAME, KEY_SPEC_SYMMETRIC_DEFAULT, KEY_USAGE_ENCRYPT_DECRYPT, KeyRecord,
-    KeyState, MaterialRecord, ORIGIN_AWS_KMS, Tag, default_key_policy, key_arn, now_ms,
+    KeyState, MaterialRecord, ORIGIN_AWS_KMS, ORIGIN_EXTERNAL, Tag, default_key_policy, key_arn,
+    now_ms,
 };
 use crate::service::tags::{MAX_TAGS_PER_KEY, validate_tags};
 use crate::service::{CachedKey, Materials};
@@ -97,20 +99,31 @@ impl<S: Store> KeyService<S> {
             return Err(Error::CustomKeyStoreNotFound);
         }
         check_spec_and_usage(spec, usage, input.key_usage.is_some())?;
-        if origin != ORIGIN_AWS_KMS {
-            return Err(Error::Unsupported(format!(
-                "Origin {origin} is not supported yet: this KMS creates only keys with AWS_KMS origin."
-            )));
+        let multi_region = input.multi_region == Some(true);
+        match origin {
+            ORIGIN_AWS_KMS => {}
+            ORIGIN_EXTERNAL if spec == KEY_SPEC_SYMMETRIC_DEFAULT && !multi_region => {}
+            ORIGIN_EXTERNAL if multi_region => {
+                return Err(Error::Unsupported(
+                    "Multi-Region keys with imported key material (origin EXTERNAL) are not supported yet by this KMS."
+                        .into(),
+                ));
+            }
+            ORIGIN_EXTERNAL => {
+                return Err(Error::Unsupported(format!(
+                    "Importing key material into {spec} keys is not supported yet by this KMS: only SYMMETRIC_DEFAULT keys take imported key material."
+                )));
+            }
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "Origin {origin} is not supported yet: this KMS creates keys with AWS_KMS or EXTERNAL origin."
+                )));
+            }
         }
         if input.xks_key_id.is_some() {
             return Err(Error::Unsupported(
                 "XksKeyId is valid only for keys in an external key store, which this KMS does not support yet."
                     .into(),
-            ));
-        }
-        if input.multi_region == Some(true) {
-            return Err(Error::Unsupported(
-                "Multi-Region keys are not supported yet by this KMS.".into(),
             ));
         }
         if let Some(p) = &input.policy {
@@ -122,7 +135,12 @@ impl<S: Store> KeyService<S> {
             return Err(too_many_tags());
         }
 
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = if multi_region {
+            format!("mrk-{}", uuid::Uuid::new_v4().simple())
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let external = origin == ORIGIN_EXTERNAL;
         let arn = key_arn(&caller.region, &caller.account_id, &id);
         let bypass = input.bypass_policy_lockout_safety_check;
         let question = || {
@@ -144,7 +162,10 @@ impl<S: Store> KeyService<S> {
             None => default_key_policy(&caller.account_id),
         };
         let material_id = 1;
-        let (materials, private, wrapped) = if spec == KEY_SPEC_SYMMETRIC_DEFAULT {
+        let (materials, private, wrapped) = if external {
+            // The material comes with ImportKeyMaterial.
+            (Vec::new(), None, Vec::new())
+        } else if spec == KEY_SPEC_SYMMETRIC_DEFAULT {
             let (material, raw) = AeadKey::generate()?;
             let wrapped = self.root.wrap_material(&arn, material_id, &raw)?;
             drop(raw);
@@ -174,28 +195,42 @@ impl<S: Store> KeyService<S> {
             description,
             key_usage: usage.into(),
             key_spec: spec.into(),
-            origin: ORIGIN_AWS_KMS.into(),
-            state: KeyState::Enabled,
+            origin: origin.into(),
+            state: if external {
+                KeyState::PendingImport
+            } else {
+                KeyState::Enabled
+            },
             creation_date_ms: now,
             deletion_date_ms: None,
             pending_window_days: None,
             policy,
-            multi_region: false,
+            multi_region,
             current_material_id: material_id,
             version: 1,
             rotation_period_days: None,
             next_rotation_ms: None,
+            expiration_model: None,
+            valid_to_ms: None,
+            import_fingerprint: None,
+            primary_region: multi_region.then(|| caller.region.clone()),
         };
-        let stored = MaterialRecord {
-            key_id: id,
-            material_id,
-            wrapped,
-            created_ms: now,
-            rotation_type: None,
+        let stored: Vec<MaterialRecord> = if external {
+            Vec::new()
+        } else {
+            vec![MaterialRecord {
+                key_id: record.row_id(),
+                material_id,
+                wrapped,
+                created_ms: now,
+                rotation_type: None,
+            }]
         };
 
         let _writes = self.writes.lock().await;
-        self.store.insert_key(&record, &stored, &input.tags).await?;
+        self.store
+            .insert_key_with(&record, &stored, &input.tags)
+            .await?;
         self.publish_key(CachedKey {
             record: record.clone(),
             materials: std::sync::Arc::new(Materials(materials)),
@@ -238,6 +273,7 @@ impl<S: Store> KeyService<S> {
     pub async fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
         self.update_key(caller, key_id, "EnableKey", None, |r| {
             require_not_pending(r)?;
+            require_not_pending_import(r)?;
             r.state = KeyState::Enabled;
             Ok(())
         })
@@ -248,6 +284,7 @@ impl<S: Store> KeyService<S> {
     pub async fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<()> {
         self.update_key(caller, key_id, "DisableKey", None, |r| {
             require_not_pending(r)?;
+            require_not_pending_import(r)?;
             r.state = KeyState::Disabled;
             Ok(())
         })
@@ -297,8 +334,13 @@ impl<S: Store> KeyService<S> {
                         r.arn
                     )));
                 }
-                // As AWS: a key whose deletion is canceled comes back disabled.
-                r.state = KeyState::Disabled;
+                // As AWS: a key whose deletion is canceled comes back disabled, or
+                // pending import when it has no imported material.
+                r.state = if r.origin == ORIGIN_EXTERNAL && r.expiration_model.is_none() {
+                    KeyState::PendingImport
+                } else {
+                    KeyState::Disabled
+                };
                 r.deletion_date_ms = None;
                 r.pending_window_days = None;
                 Ok(())
@@ -502,6 +544,15 @@ fn require_not_pending(record: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
+/// EnableKey / DisableKey: a key awaiting its imported material has no state to
+/// toggle.
+fn require_not_pending_import(record: &KeyRecord) -> Result<()> {
+    if record.state == KeyState::PendingImport {
+        return Err(super::pending_import(record));
+    }
+    Ok(())
+}
+
 pub(super) fn too_many_tags() -> Error {
     Error::LimitExceeded(format!(
         "The request was rejected because a quota was exceeded: a KMS key can have at most {MAX_TAGS_PER_KEY} tags."
@@ -543,7 +594,7 @@ fn check_spec_and_usage(spec: &str, usage: &str, usage_given: bool) -> Result<()
     let supported = match spec_kind(spec) {
         SpecKind::Symmetric | SpecKind::Hmac(..) => true,
         SpecKind::Rsa(_) => true,
-        SpecKind::Ec(_) => usage == KEY_USAGE_SIGN_VERIFY,
+        SpecKind::Ec(_) => usage == KEY_USAGE_SIGN_VERIFY || usage == KEY_USAGE_KEY_AGREEMENT,
         SpecKind::Unsupported => false,
     };
     if !supported {
@@ -564,7 +615,7 @@ fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<()> {
     )))
 }
 
-fn validate_description(description: &str) -> Result<()> {
+pub(super) fn validate_description(description: &str) -> Result<()> {
     if description.chars().count() > MAX_DESCRIPTION_LEN {
         return Err(crate::error::validation(
             "description",
@@ -590,7 +641,7 @@ fn validate_policy_name(name: Option<&str>) -> Result<()> {
 /// A key policy must be within the API's length constraint and KMS's size quota, of
 /// the characters KMS allows (tab, newline, carriage return, U+0020..U+00FF), and a
 /// well-formed policy document ([`crate::policy`]).
-fn validate_policy(policy: &str) -> Result<()> {
+pub(super) fn validate_policy(policy: &str) -> Result<()> {
     if policy.is_empty() {
         return Err(crate::error::validation(
             "policy",

@@ -17,7 +17,12 @@
 
 mod aliases;
 mod crypto_ops;
+mod data_key_pair;
+pub mod grants;
+mod import;
+mod key_agreement;
 mod keys;
+mod multi_region;
 mod rotation;
 mod sign_ops;
 mod tags;
@@ -36,7 +41,9 @@ use crate::model::{
 use crate::store::{Store, StoreError};
 
 pub use crypto_ops::ReEncryptInput;
+pub use import::ImportInput;
 pub use keys::CreateKeyInput;
+pub use multi_region::ReplicateInput;
 
 /// A page of a List* operation; `next_marker` is set when the list is truncated.
 #[derive(Debug)]
@@ -93,6 +100,8 @@ pub struct KeyService<S> {
     authz: Arc<dyn Authorizer>,
     keys: RwLock<HashMap<String, Arc<CachedKey>>>,
     aliases: RwLock<Aliases>,
+    /// Every grant, by key ARN (the authorization hot path reads no database).
+    grants: RwLock<grants::GrantIndex>,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -136,11 +145,17 @@ impl Aliases {
         }
     }
 
-    /// Drops the aliases of the given keys.
+    /// Drops the aliases of the given keys (by row id).
     fn remove_keys(&mut self, gone: &std::collections::HashSet<&str>) {
-        self.by_slot
-            .retain(|_, a| !gone.contains(a.target_key_id.as_str()));
-        self.by_key.retain(|id, _| !gone.contains(id.as_str()));
+        self.by_slot.retain(|_, a| {
+            !gone.contains(crate::model::row_id(&a.target_key_id, &a.region).as_str())
+        });
+        let remaining: std::collections::HashSet<String> = self
+            .by_slot
+            .values()
+            .map(|a| a.target_key_id.clone())
+            .collect();
+        self.by_key.retain(|id, _| remaining.contains(id));
     }
 
     fn names_of(&self, key_id: &str) -> Vec<String> {
@@ -183,7 +198,7 @@ impl<S: Store> KeyService<S> {
                 }
             }
             keys.insert(
-                key.record.id.clone(),
+                key.record.row_id(),
                 Arc::new(CachedKey {
                     record: key.record,
                     materials: Arc::new(Materials(materials)),
@@ -195,12 +210,14 @@ impl<S: Store> KeyService<S> {
         for a in store.load_aliases().await? {
             aliases.insert(a);
         }
+        let grant_index = grants::GrantIndex::load(store.load_grants().await?)?;
         Ok(Self {
             store,
             root,
             authz,
             keys: RwLock::new(keys),
             aliases: RwLock::new(aliases),
+            grants: RwLock::new(grant_index),
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -216,13 +233,20 @@ impl<S: Store> KeyService<S> {
         read(&self.keys).len()
     }
 
-    fn key_by_id(&self, id: &str) -> Option<Arc<CachedKey>> {
-        read(&self.keys).get(id).cloned()
+    /// A key by its row id ([`crate::model::row_id`]; the key id for keys that are
+    /// not multi-Region).
+    fn key_by_id(&self, row_id: &str) -> Option<Arc<CachedKey>> {
+        read(&self.keys).get(row_id).cloned()
+    }
+
+    /// Key `id` in `region`.
+    fn key_in_region(&self, id: &str, region: &str) -> Option<Arc<CachedKey>> {
+        self.key_by_id(&crate::model::row_id(id, region))
     }
 
     fn publish_key(&self, key: CachedKey) -> Arc<CachedKey> {
         let key = Arc::new(key);
-        write(&self.keys).insert(key.record.id.clone(), Arc::clone(&key));
+        write(&self.keys).insert(key.record.row_id(), Arc::clone(&key));
         key
     }
 
@@ -318,9 +342,11 @@ impl<S: Store> KeyService<S> {
     async fn authorize_key(
         &self,
         caller: &Caller,
-        _key: &CachedKey,
-        question: Question,
+        key: &CachedKey,
+        mut question: Question,
     ) -> Result<()> {
+        // The key's grants for this caller take part (see `grants.rs`).
+        question.grants = self.grants_for_caller(caller, &key.record.arn);
         self.authorize(caller, question).await
     }
 
@@ -359,6 +385,9 @@ impl<S: Store> KeyService<S> {
             // IAM users and roles come with the identity issue; root principals need none.
             identity_policies: Vec::new(),
             multi_valued_condition_keys: question.multi_valued,
+            grants: question.grants,
+            grant_tokens: Vec::new(),
+            new_grant: question.new_grant,
         };
         self.authz.authorize(request).await.map_err(Error::Authz)
     }
@@ -420,7 +449,7 @@ impl<S: Store> KeyService<S> {
                 target.as_str()
             }
         };
-        match self.key_by_id(id) {
+        match self.key_in_region(id, region) {
             Some(key) if key.record.account_id == account_id && key.record.region == region => {
                 Ok(key)
             }
@@ -456,6 +485,7 @@ fn require_enabled(key: &CachedKey) -> Result<()> {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", key.record.arn))),
         KeyState::PendingDeletion => Err(pending_deletion(&key.record)),
+        KeyState::PendingImport => Err(pending_import(&key.record)),
     }
 }
 
@@ -469,6 +499,10 @@ fn require_not_pending_deletion(key: &CachedKey) -> Result<()> {
 
 fn pending_deletion(record: &KeyRecord) -> Error {
     Error::InvalidState(format!("{} is pending deletion.", record.arn))
+}
+
+fn pending_import(record: &KeyRecord) -> Error {
+    Error::InvalidState(format!("{} is pending import.", record.arn))
 }
 
 /// Validates a List* Limit: 1..=1000 per the API model, then capped at `max` (KMS

@@ -99,15 +99,24 @@ impl<S: Store> KeyService<S> {
         let key = self
             .resolve_authorized(caller, key_id, "keyId", "GetKeyRotationStatus", false)
             .await?;
-        require_rotatable(&key.record)?;
+        let mut record = key.record.clone();
+        // A multi-Region replica rotates with its primary: it shows the primary's
+        // schedule.
+        if let Some(primary_region) = record.primary_region.clone()
+            && primary_region != record.region
+        {
+            if let Some(primary) = self.key_in_region(&record.id, &primary_region) {
+                record.rotation_period_days = primary.record.rotation_period_days;
+                record.next_rotation_ms = primary.record.next_rotation_ms;
+            }
+            record.primary_region = Some(record.region.clone());
+        }
+        require_rotatable(&record)?;
         // A key pending deletion reads as not rotating (the setting comes back if
         // the deletion is canceled).
-        let enabled = key.record.rotation_period_days.is_some()
-            && key.record.state != KeyState::PendingDeletion;
-        Ok(RotationStatus {
-            record: key.record.clone(),
-            enabled,
-        })
+        let enabled =
+            record.rotation_period_days.is_some() && record.state != KeyState::PendingDeletion;
+        Ok(RotationStatus { record, enabled })
     }
 
     /// Returns the key id.
@@ -121,7 +130,7 @@ impl<S: Store> KeyService<S> {
         require_enabled_record(&key.record)?;
         let on_demand = self
             .store
-            .list_materials(&key.record.id)
+            .list_materials(&key.record.row_id())
             .await?
             .iter()
             .filter(|m| m.rotation_type.as_deref() == Some(ROTATION_ON_DEMAND))
@@ -161,7 +170,7 @@ impl<S: Store> KeyService<S> {
         let r = &key.record;
         let entries = self
             .store
-            .list_materials(&r.id)
+            .list_materials(&r.row_id())
             .await?
             .into_iter()
             .filter(|m| include_all || m.rotation_type.is_some())
@@ -193,7 +202,7 @@ impl<S: Store> KeyService<S> {
                 k.record.state == KeyState::Enabled
                     && k.record.next_rotation_ms.is_some_and(|t| t <= now)
             })
-            .map(|k| k.record.id.clone())
+            .map(|k| k.record.row_id())
             .collect();
         let mut rotated = 0;
         for id in due {
@@ -241,7 +250,6 @@ impl<S: Store> KeyService<S> {
         let wrapped = self
             .root
             .wrap_material(&key.record.arn, material_id, &raw)?;
-        drop(raw);
         let now = now_ms();
         let mut record = key.record.clone();
         record.current_material_id = material_id;
@@ -250,7 +258,7 @@ impl<S: Store> KeyService<S> {
             record.next_rotation_ms = next_rotation_ms;
         }
         let stored = MaterialRecord {
-            key_id: record.id.clone(),
+            key_id: record.row_id(),
             material_id,
             wrapped,
             created_ms: now,
@@ -270,6 +278,12 @@ impl<S: Store> KeyService<S> {
             private: None,
         });
         tracing::info!(key_id = %key.record.id, material_id, rotation_type, "key rotated");
+        // Multi-Region keys share their material: every replica gets it too.
+        if key.record.multi_region {
+            self.propagate_material(&key.record, material_id, &raw, rotation_type)
+                .await?;
+        }
+        drop(raw);
         Ok(())
     }
 }
@@ -282,6 +296,12 @@ fn require_rotatable(r: &KeyRecord) -> Result<()> {
             r.arn
         )));
     }
+    if r.multi_region && r.primary_region.as_deref() != Some(r.region.as_str()) {
+        return Err(Error::Unsupported(format!(
+            "{} is a multi-Region replica key: rotation is managed on its primary key.",
+            r.arn
+        )));
+    }
     Ok(())
 }
 
@@ -290,5 +310,6 @@ fn require_enabled_record(r: &KeyRecord) -> Result<()> {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", r.arn))),
         KeyState::PendingDeletion => Err(super::pending_deletion(r)),
+        KeyState::PendingImport => Err(super::pending_import(r)),
     }
 }

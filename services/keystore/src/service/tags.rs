@@ -21,7 +21,7 @@ impl<S: Store> KeyService<S> {
             .await?;
         if !self
             .store
-            .put_tags(&key.record.id, tags, MAX_TAGS_PER_KEY)
+            .put_tags(&key.record.row_id(), tags, MAX_TAGS_PER_KEY)
             .await?
         {
             return Err(too_many_tags());
@@ -43,7 +43,9 @@ impl<S: Store> KeyService<S> {
         let key = self
             .resolve_for_change(caller, key_id, "keyId", "UntagResource")
             .await?;
-        self.store.delete_tags(&key.record.id, tag_keys).await?;
+        self.store
+            .delete_tags(&key.record.row_id(), tag_keys)
+            .await?;
         Ok(())
     }
 
@@ -61,7 +63,7 @@ impl<S: Store> KeyService<S> {
             .await?;
         let tags = self
             .store
-            .list_tags(&key.record.id, after.as_deref(), limit + 1)
+            .list_tags(&key.record.row_id(), after.as_deref(), limit + 1)
             .await?;
         Ok(paginate(tags, limit, |t| &t.key))
     }
