@@ -149,19 +149,8 @@ impl Authorizer {
                 eval_decision: policy::EvalDecision::ImplicitDeny.as_str(),
             });
         };
-        let principal = Principal {
-            account_id: caller.account_id.clone(),
-            arn: caller.arn.clone(),
-            role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
-            is_root: caller.principal_type == "Root"
-                || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
-        };
-        let time = if req.origin.time_ms > 0 {
-            OffsetDateTime::from_unix_timestamp_nanos(req.origin.time_ms as i128 * 1_000_000)
-                .unwrap_or(now)
-        } else {
-            now
-        };
+        let principal = principal_of(caller);
+        let time = request_time(req, now);
         let context = build_context(caller, &req.origin, time, &req.condition_keys);
 
         let key_policy = if !req.key_policy.is_empty() {
@@ -265,19 +254,8 @@ impl Authorizer {
         }
         if !req.endpoint_policy.is_empty() {
             let endpoint = self.parsed(&req.endpoint_policy, PolicyKind::EndpointPolicy)?;
-            let principal = Principal {
-                account_id: caller.account_id.clone(),
-                arn: caller.arn.clone(),
-                role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
-                is_root: caller.principal_type == "Root"
-                    || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
-            };
-            let time = if req.origin.time_ms > 0 {
-                OffsetDateTime::from_unix_timestamp_nanos(req.origin.time_ms as i128 * 1_000_000)
-                    .unwrap_or(now)
-            } else {
-                now
-            };
+            let principal = principal_of(caller);
+            let time = request_time(req, now);
             let context = build_context(caller, &req.origin, time, &req.condition_keys);
             let resource = if req.resource_arn.is_empty() {
                 "*"
@@ -342,6 +320,27 @@ fn principal_type(cloudtrail_type: &str) -> &str {
 
 /// The request context: AWS's global keys from the caller and the network path, then the
 /// keys the RPC's caller supplied (which cannot override the global `aws:` keys).
+/// The policy engine's view of the caller.
+fn principal_of(caller: &CallerInfo) -> Principal {
+    Principal {
+        account_id: caller.account_id.clone(),
+        arn: caller.arn.clone(),
+        role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
+        is_root: caller.principal_type == "Root"
+            || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
+    }
+}
+
+/// The request's time (aws:CurrentTime); `now` when it carries none.
+fn request_time(req: &AccessRequest, now: OffsetDateTime) -> OffsetDateTime {
+    if req.origin.time_ms > 0 {
+        OffsetDateTime::from_unix_timestamp_nanos(req.origin.time_ms as i128 * 1_000_000)
+            .unwrap_or(now)
+    } else {
+        now
+    }
+}
+
 pub fn build_context(
     caller: &CallerInfo,
     origin: &Origin,

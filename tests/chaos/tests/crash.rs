@@ -80,6 +80,8 @@ struct Acked {
     key_ids: Vec<String>,
     /// Acknowledged Encrypt: (key id, plaintext, ciphertext).
     ciphertexts: Vec<(String, Vec<u8>, Blob)>,
+    /// Request ids of every acknowledged call (each must have one audit record).
+    request_ids: Vec<String>,
     violations: Vec<String>,
 }
 
@@ -114,6 +116,7 @@ async fn keystore_kill9_under_create_key_and_encrypt() {
                             let mut s = state.lock().unwrap();
                             s.keys.insert(id.clone(), description);
                             s.key_ids.push(id);
+                            s.request_ids.extend(out.request_id().map(str::to_owned));
                             None
                         }
                         Err(e) => Some(Failure::of(&e)),
@@ -133,7 +136,9 @@ async fn keystore_kill9_under_create_key_and_encrypt() {
                     {
                         Ok(out) => {
                             let blob = out.ciphertext_blob().unwrap().clone();
-                            state.lock().unwrap().ciphertexts.push((key, pt, blob));
+                            let mut s = state.lock().unwrap();
+                            s.ciphertexts.push((key, pt, blob));
+                            s.request_ids.extend(out.request_id().map(str::to_owned));
                             None
                         }
                         Err(e) => Some(Failure::of(&e)),
@@ -299,6 +304,13 @@ async fn keystore_kill9_under_create_key_and_encrypt() {
             "{l}"
         );
     }
+    // Issue 5: every acknowledged call has exactly one audit record.
+    assert_eq!(
+        s.request_ids.len(),
+        s.keys.len() + s.ciphertexts.len(),
+        "every acknowledged call has a request id"
+    );
+    assert_one_record_each(&cluster, &s.request_ids).await;
     eprintln!(
         "[keystore_kill9] {cycles} kills; {} keys acknowledged ({unacked_visible} more created unacknowledged), {} ciphertexts verified; restart {}; kill->first successful call {}",
         s.keys.len(),
