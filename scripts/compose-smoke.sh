@@ -14,7 +14,7 @@ export KMS_TRACES_PORT="${KMS_TRACES_PORT:-26686}"
 export KMS_TLS_PORT="${KMS_TLS_PORT:-14443}"
 project=kmsvpce-smoke
 scripts/docker-image.sh "${1:-release}"
-cleanup() { "${compose[@]}" -p "$project" down -v --remove-orphans >/dev/null 2>&1 || true; }
+cleanup() { "${compose[@]}" -p "$project" --profile scale --profile demo down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
 "${compose[@]}" -p "$project" up -d --no-build

@@ -228,4 +228,37 @@ recorded = [e for e in trail.lookup_events(LookupAttributes=[
     if json.loads(e["CloudTrailEvent"])["requestID"] == denied_id]
 assert recorded == [], recorded
 
-print("compose smoke: 5 passed, 0 failed")
+
+# --- The stateless gateway scales: two replicas share the backends ----------
+subprocess.run(compose + ["-p", project, "--profile", "scale", "up", "-d", "--no-build",
+                          "--scale", "gateway-replica=2", "gateway-replica"],
+               check=True, capture_output=True, timeout=300)
+ids = subprocess.run(compose + ["-p", project, "--profile", "scale", "ps", "-q", "gateway-replica"],
+                     check=True, capture_output=True, text=True).stdout.split()
+assert len(ids) == 2, ids
+backend = ipaddress.ip_network("172.30.66.0/24")
+replica_ips = []
+for cid in ids:
+    ip = subprocess.run(["docker", "inspect", "-f",
+                         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid],
+                        check=True, capture_output=True, text=True).stdout.strip()
+    # Only the project's own network, never anything else.
+    assert ipaddress.ip_address(ip) in backend, ip
+    replica_ips.append(ip)
+for ip in replica_ips:
+    replica = boto3.client("kms", **{**session, "endpoint_url": f"http://{ip}:4566"})
+    for attempt in range(60):
+        try:
+            out = replica.encrypt(KeyId=key["KeyId"], Plaintext=b"through a replica")
+            break
+        except Exception as e:  # noqa: BLE001 - the replica may still be starting
+            last = e
+            time.sleep(1)
+    else:
+        sys.exit(f"replica {ip} never served: {last}")
+    assert kms.decrypt(CiphertextBlob=out["CiphertextBlob"])["Plaintext"] == b"through a replica"
+    rid = out["ResponseMetadata"]["RequestId"]
+    rec = trail_event(rid, "Encrypt")
+    assert rec["requestParameters"]["keyId"] == key["KeyId"], rec
+
+print("compose smoke: 6 passed, 0 failed")
