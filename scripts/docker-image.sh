@@ -5,10 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-release}"
-flag=(); [ "$profile" = release ] && flag=(--release)
+# Debug: the same selection as the test command's `cargo test --workspace
+# --all-targets`, so the image reuses that build instead of compiling the
+# workspace a second time with other features (disk and minutes on CI).
+if [ "$profile" = release ]; then
+  build=(--release -p kms-gateway -p kms-registry -p kms-authz -p kms-keystore -p kms-audit -p kms-stack -p kms-demo -p kms-traces)
+else
+  build=(--workspace --all-targets)
+fi
 bins=(kms-gateway kms-registry kms-authz kms-keystore kms-audit kms-health kms-stack kms-tls-init kms-demo kms-traces)
-pkgs=(-p kms-gateway -p kms-registry -p kms-authz -p kms-keystore -p kms-audit -p kms-stack -p kms-demo -p kms-traces)
-cargo build "${flag[@]}" "${pkgs[@]}"
+cargo build "${build[@]}"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 ctx=$(mktemp -d)

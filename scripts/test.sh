@@ -15,7 +15,8 @@ cargo test --workspace --all-targets
 echo "== docker-compose: five containers, smoke test through the published endpoint"
 scripts/compose-smoke.sh debug
 echo "== boto3 / aws CLI end to end"
-cargo build -p kms-stack
+# Same selection as `cargo test` above: reuses its build (no second compile).
+cargo build --workspace --all-targets
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export KMS_STACK_BIN="$target_dir/debug/kms-stack"
 python3 -m pytest tests/e2e_py -q
