@@ -15,6 +15,8 @@
 //! error codes, never a secret: no plaintext, key material, signature or
 //! credential is ever a span field.
 
+pub mod local;
+
 use std::time::Duration;
 
 use opentelemetry::global;
@@ -27,7 +29,6 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -192,12 +193,12 @@ impl tonic::service::Interceptor for Inject {
     }
 }
 
-/// A channel whose every request carries the caller's trace context.
-pub type Traced = InterceptedService<Channel, Inject>;
+/// A transport whose every request carries the caller's trace context.
+pub type Traced = InterceptedService<local::Transport, Inject>;
 
-/// Wrap a channel so that requests carry the trace context.
-pub fn traced(channel: Channel) -> Traced {
-    InterceptedService::new(channel, Inject)
+/// Wrap a transport so that requests carry the trace context.
+pub fn traced(transport: local::Transport) -> Traced {
+    InterceptedService::new(transport, Inject)
 }
 
 /// The span of one incoming gRPC request, child of the caller's span when the

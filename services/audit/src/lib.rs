@@ -62,10 +62,12 @@ pub async fn run(
         .await;
     tracing::info!(addr = ?listener.local_addr().ok(), batch_max = config.batch_max, "audit serving");
 
+    let routes = tonic::service::Routes::new(health_service).add_service(AuditServer::new(service));
+    // The one-process stack calls this server in-process (no socket).
+    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
     let served = tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
-        .add_service(health_service)
-        .add_service(AuditServer::new(service))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     // The server and with it every Appender handle is gone: the writer finishes what is

@@ -78,9 +78,40 @@ impl SqliteStore {
     }
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, event_source, \
-     read_only, username, access_key_id, resources, request_id, cloudtrail_event) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_id) DO NOTHING";
+const INSERT_COLUMNS: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, event_source, \
+     read_only, username, access_key_id, resources, request_id, cloudtrail_event) VALUES ";
+const ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const ON_CONFLICT: &str = " ON CONFLICT (account_id, event_id) DO NOTHING";
+/// Rows of the largest multi-row INSERT (11 parameters each, far below SQLite's limit).
+const MAX_ROWS_PER_INSERT: usize = 256;
+
+/// The INSERT of `rows` rows (a power of two up to [`MAX_ROWS_PER_INSERT`]): a batch is
+/// written as a few multi-row statements (one round trip to SQLite's thread each, instead
+/// of one per row), and the few distinct texts stay prepared in the connection's cache.
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (0..=MAX_ROWS_PER_INSERT.trailing_zeros())
+            .map(|p| {
+                let rows = vec![ROW_PLACEHOLDERS; 1 << p].join(", ");
+                format!("{INSERT_COLUMNS}{rows}{ON_CONFLICT}")
+            })
+            .collect()
+    });
+    debug_assert!(rows.is_power_of_two() && rows <= MAX_ROWS_PER_INSERT);
+    &SQL[rows.trailing_zeros() as usize]
+}
+
+/// Split `n` rows into power-of-two chunks, largest first (`n = 13` gives 8, 4, 1).
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = MAX_ROWS_PER_INSERT.min(1 << (usize::BITS - 1 - n.leading_zeros()));
+        n -= size;
+        Some(size)
+    })
+}
 
 /// The lookup statement with one filter clause on parameter ?7.
 /// ?1 account, ?2..?3 time range, ?4..?5 cursor (time, seq), ?6 limit.
@@ -140,27 +171,34 @@ impl TryFrom<EventRow> for StoredEvent {
 
 impl Store for SqliteStore {
     async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
+        let resources = copies
+            .iter()
+            .map(|c| {
+                serde_json::to_string(&c.resources)
+                    .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.writer.begin().await?;
         let mut inserted = 0;
-        for c in copies {
-            let resources = serde_json::to_string(&c.resources)
-                .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))?;
-            // sqlx prepares INSERT_EVENT once per connection and reuses it.
-            inserted += sqlx::query(INSERT_EVENT)
-                .bind(&c.account_id)
-                .bind(&c.event_id)
-                .bind(c.event_time_ms)
-                .bind(&c.event_name)
-                .bind(&c.event_source)
-                .bind(c.read_only)
-                .bind(&c.username)
-                .bind(&c.access_key_id)
-                .bind(resources)
-                .bind(&c.request_id)
-                .bind(&c.cloudtrail_event)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let mut rows = copies.iter().zip(resources);
+        for size in chunk_sizes(copies.len()) {
+            // sqlx prepares each statement text once per connection and reuses it.
+            let mut query = sqlx::query(insert_sql(size));
+            for (c, resources) in rows.by_ref().take(size) {
+                query = query
+                    .bind(&c.account_id)
+                    .bind(&c.event_id)
+                    .bind(c.event_time_ms)
+                    .bind(&c.event_name)
+                    .bind(&c.event_source)
+                    .bind(c.read_only)
+                    .bind(&c.username)
+                    .bind(&c.access_key_id)
+                    .bind(resources)
+                    .bind(&c.request_id)
+                    .bind(&c.cloudtrail_event);
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(inserted)
@@ -212,5 +250,22 @@ impl Store for SqliteStore {
         };
         let rows = query.fetch_all(&self.reader).await?;
         rows.into_iter().map(StoredEvent::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_into_power_of_two_statements() {
+        assert_eq!(chunk_sizes(0).count(), 0);
+        assert_eq!(chunk_sizes(13).collect::<Vec<_>>(), [8, 4, 1]);
+        assert_eq!(chunk_sizes(600).collect::<Vec<_>>(), [256, 256, 64, 16, 8]);
+        for n in 0..1100 {
+            assert_eq!(chunk_sizes(n).sum::<usize>(), n);
+        }
+        assert_eq!(insert_sql(4).matches("(?, ").count(), 4);
+        assert!(insert_sql(256).ends_with(ON_CONFLICT));
     }
 }

@@ -69,10 +69,12 @@ pub async fn run_with_clock(
         .await;
     tracing::info!(addr = ?listener.local_addr().ok(), "authz serving");
 
+    let routes = tonic::service::Routes::new(health_service).add_service(AuthzServer::new(service));
+    // The one-process stack calls this server in-process (no socket).
+    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
     tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
-        .add_service(health_service)
-        .add_service(AuthzServer::new(service))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -2,18 +2,21 @@
 //!
 //! Several HTTP/2 connections per backend, used round-robin: one connection
 //! serializes on its own framing, a few spread the load over the runtime.
-//! Every request carries the caller's trace context (`traceparent`).
+//! Every request carries the caller's trace context (`traceparent`). A backend
+//! living in this process (the one-process stack) is called in-process
+//! (`kms_telemetry::local`).
 
 use kms_proto::audit::v1::audit_client::AuditClient;
 use kms_proto::authz::v1::authz_client::AuthzClient;
 use kms_proto::error::AwsError;
 use kms_proto::keystore::v1::key_store_client::KeyStoreClient;
 use kms_proto::registry::v1::{ResolveListenerRequest, registry_client::RegistryClient};
+use kms_telemetry::local::Transport;
 use kms_telemetry::{Traced, traced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Deadline for authz and registry calls.
 const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
@@ -21,7 +24,7 @@ const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
 const DATA_DEADLINE: Duration = Duration::from_secs(5);
 
 struct Pool {
-    channels: Vec<Channel>,
+    channels: Vec<Transport>,
     next: AtomicUsize,
 }
 
@@ -29,12 +32,13 @@ impl Pool {
     fn new(url: &str, n: usize, deadline: Duration) -> anyhow::Result<Self> {
         let channels = (0..n.max(1))
             .map(|_| {
-                Ok(Endpoint::from_shared(url.to_string())?
+                let channel = Endpoint::from_shared(url.to_string())?
                     .timeout(deadline)
                     .connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
-                    .connect_lazy())
+                    .connect_lazy();
+                Ok(Transport::new(url, channel, deadline))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
@@ -43,7 +47,7 @@ impl Pool {
         })
     }
 
-    fn get(&self) -> Channel {
+    fn get(&self) -> Transport {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         self.channels[i].clone()
     }

@@ -38,13 +38,14 @@ impl GrpcAuthorizer {
     pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
         let channels = (0..CONNECTIONS)
             .map(|_| {
+                let channel = Endpoint::from_shared(url.to_owned())?
+                    .timeout(AUTHZ_DEADLINE)
+                    .connect_timeout(AUTHZ_DEADLINE)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .connect_lazy();
                 Ok(AuthzClient::new(kms_telemetry::traced(
-                    Endpoint::from_shared(url.to_owned())?
-                        .timeout(AUTHZ_DEADLINE)
-                        .connect_timeout(AUTHZ_DEADLINE)
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(30))
-                        .connect_lazy(),
+                    kms_telemetry::local::Transport::new(url, channel, AUTHZ_DEADLINE),
                 )))
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;

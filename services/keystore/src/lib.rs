@@ -99,10 +99,13 @@ pub async fn run(
         })
     };
 
+    let routes = tonic::service::Routes::new(health_service)
+        .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))));
+    // The one-process stack calls this server in-process (no socket).
+    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
     let served = tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
-        .add_service(health_service)
-        .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
 

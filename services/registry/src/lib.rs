@@ -105,12 +105,14 @@ pub async fn serve<S: Store>(
     };
 
     tracing::info!(addr = ?listener.local_addr().ok(), "registry serving");
+    let routes = tonic::service::Routes::new(health_service).add_service(RegistryServer::new(
+        RegistryService::new(registry, stopping),
+    ));
+    // The one-process stack calls this server in-process (no socket).
+    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
     tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
-        .add_service(health_service)
-        .add_service(RegistryServer::new(RegistryService::new(
-            registry, stopping,
-        )))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -4,7 +4,9 @@
 //! calls from N concurrent workers over keep-alive HTTP/1.1 connections for a
 //! fixed duration, then prints the request rate, the errors by status and
 //! `__type`, latency percentiles and, with `--server-pid`, the server CPU time
-//! per request. It talks to loopback endpoints only unless `--allow-remote`.
+//! per request (`--json`: the same as one JSON object, for scripts such as
+//! `scripts/bench-matrix.sh`). It talks to loopback endpoints only unless
+//! `--allow-remote`.
 //! It is a measuring tool, not a test: it asserts nothing about speed.
 
 mod cpu;
@@ -87,6 +89,10 @@ struct Cli {
     /// Allow an endpoint that is not on this machine (127.0.0.0/8, localhost, ::1).
     #[arg(long)]
     allow_remote: bool,
+    /// Print one JSON object (req_per_s, p50_ms, p90_ms, p99_ms, errors,
+    /// cpu_us_per_req...) instead of the text report, for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The request body every worker sends (same bytes each time; the signature differs).
@@ -95,7 +101,9 @@ async fn prepare_body(cli: &Cli, client: &KmsClient) -> anyhow::Result<Bytes> {
         Some(k) => k.clone(),
         None => {
             let k = client.create_key().await?;
-            println!("key           {k} (created)");
+            if !cli.json {
+                println!("key           {k} (created)");
+            }
             k
         }
     };
@@ -224,6 +232,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let errors = total.error_count();
     let requests = ok + errors;
     let secs = elapsed.as_secs_f64();
+    total.latencies_us.sort_unstable();
+    if cli.json {
+        let report = json_report(&cli, connections, &total, secs, &cpu);
+        println!("{report}");
+        return Ok(());
+    }
     println!("op            {}", operation);
     println!("endpoint      {}", cli.endpoint);
     println!(
@@ -247,7 +261,6 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         requests as f64 / secs,
         ok as f64 / secs
     );
-    total.latencies_us.sort_unstable();
     let l = &total.latencies_us;
     match (
         percentile(l, 50.0),
@@ -292,6 +305,51 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         own.as_secs_f64() / secs
     );
     Ok(())
+}
+
+/// The `--json` report: one object, rates per second, latencies in
+/// milliseconds, CPU in microseconds per request (`null` when not measured or
+/// when nothing succeeded). `latencies_us` must be sorted.
+fn json_report(
+    cli: &Cli,
+    connections: usize,
+    total: &Recorder,
+    secs: f64,
+    cpu: &[(String, Duration)],
+) -> serde_json::Value {
+    let ok = total.latencies_us.len() as u64;
+    let errors = total.error_count();
+    let requests = ok + errors;
+    let l = &total.latencies_us;
+    let latency_ms = |p: f64| percentile(l, p).map(|us| f64::from(us) / 1000.0);
+    let per_request_us =
+        |d: Duration| (requests > 0).then(|| d.as_secs_f64() * 1e6 / requests as f64);
+    let (servers, client_cpu) = cpu.split_at(cpu.len() - 1);
+    let server_sum: Option<Duration> =
+        (!servers.is_empty()).then(|| servers.iter().map(|(_, d)| *d).sum());
+    let own = client_cpu[0].1;
+    serde_json::json!({
+        "op": cli.op.operation(),
+        "endpoint": cli.endpoint,
+        "size": cli.size,
+        "concurrency": cli.concurrency,
+        "connections": connections,
+        "duration_s": secs,
+        "requests": requests,
+        "ok": ok,
+        "errors": errors,
+        "errors_by_label": total.errors,
+        "req_per_s": requests as f64 / secs,
+        "ok_per_s": ok as f64 / secs,
+        "p50_ms": latency_ms(50.0),
+        "p90_ms": latency_ms(90.0),
+        "p99_ms": latency_ms(99.0),
+        "max_ms": l.last().map(|&us| f64::from(us) / 1000.0),
+        "cpu_us_per_req": server_sum.and_then(per_request_us),
+        "server_cores": server_sum.map(|d| d.as_secs_f64() / secs),
+        "client_cpu_us_per_req": per_request_us(own),
+        "client_cores": own.as_secs_f64() / secs,
+    })
 }
 
 fn main() -> std::process::ExitCode {
@@ -340,6 +398,43 @@ mod tests {
         assert_eq!(cli.connections, Some(2));
         assert_eq!(cli.size, 64);
         assert!(!cli.allow_remote);
+        assert!(!cli.json);
         assert!(Cli::try_parse_from(["kms-bench", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn json_report_has_the_documented_fields() {
+        let cli = Cli::try_parse_from(["kms-bench", "--json", "--size", "4096"]).unwrap();
+        assert!(cli.json);
+        let mut total = Recorder::default();
+        for us in [1000, 2000, 3000, 4000] {
+            total.ok(Duration::from_micros(us));
+        }
+        total.error("400 ValidationException".into());
+        let cpu = vec![
+            ("42".to_owned(), Duration::from_millis(5)),
+            ("self".to_owned(), Duration::from_millis(1)),
+        ];
+        let v = json_report(&cli, 16, &total, 2.0, &cpu);
+        assert_eq!(v["op"], "Encrypt");
+        assert_eq!(v["size"], 4096);
+        assert_eq!(v["requests"], 5);
+        assert_eq!(v["errors"], 1);
+        assert_eq!(v["errors_by_label"]["400 ValidationException"], 1);
+        assert_eq!(v["req_per_s"], 2.5);
+        assert_eq!(v["p50_ms"], 2.0);
+        assert_eq!(v["p90_ms"], 4.0);
+        assert_eq!(v["p99_ms"], 4.0);
+        assert_eq!(v["cpu_us_per_req"], 1000.0);
+        assert_eq!(v["client_cpu_us_per_req"], 200.0);
+
+        // Without --server-pid and without a success: nulls, not zeros.
+        let mut failed = Recorder::default();
+        failed.error("transport: connection refused".into());
+        let cpu = vec![("self".to_owned(), Duration::ZERO)];
+        let v = json_report(&cli, 16, &failed, 1.0, &cpu);
+        assert!(v["cpu_us_per_req"].is_null());
+        assert!(v["p99_ms"].is_null());
+        assert_eq!(v["errors"], 1);
     }
 }

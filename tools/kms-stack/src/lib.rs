@@ -113,6 +113,9 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating data dir {}", dir.display()))?;
     let (stop, rx) = watch::channel(false);
+    // One process: the services call each other in-process (same gRPC contract,
+    // no socket); they still serve their loopback ports for other clients.
+    kms_telemetry::local::enable();
     let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
 
     let (l, registry) = loopback().await?;
