@@ -1,6 +1,7 @@
 //! Telemetry shared by the five services.
 //!
-//! - Logs: `tracing` with `RUST_LOG` (default `info`), to stderr.
+//! - Logs: `tracing` with `RUST_LOG` (default `info`), to stderr; with
+//!   `KMS_LOG_SPANS=1` each line also carries the fields of its spans.
 //! - Traces and metrics: OpenTelemetry, exported over OTLP/gRPC when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set (for example `http://jaeger:4317`);
 //!   the resource names the service (`service.name`, overridable with
@@ -91,7 +92,14 @@ pub fn init(service: &str) -> anyhow::Result<Telemetry> {
 pub fn init_with(service: &str, endpoint: Option<String>) -> anyhow::Result<Telemetry> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Log lines leave out the fields of the spans they happen in unless
+    // `KMS_LOG_SPANS=1`: formatting every span's fields for the log (ten spans or
+    // so per API call) is a cost on the hot path for lines that are rare there.
+    let log_spans = std::env::var_os("KMS_LOG_SPANS").is_some_and(|v| v == "1");
+    let fmt = tracing_subscriber::Layer::with_filter(
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr),
+        tracing_subscriber::filter::filter_fn(move |meta| log_spans || meta.is_event()),
+    );
     let Some(endpoint) = endpoint else {
         tracing_subscriber::registry()
             .with(filter)

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use kms_proto::authz::v1::authz_server::AuthzServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::Config;
@@ -71,12 +70,18 @@ pub async fn run_with_clock(
 
     let routes = tonic::service::Routes::new(health_service).add_service(AuthzServer::new(service));
     // The one-process stack calls this server in-process (no socket).
-    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
-    tonic::transport::Server::builder()
+    let local = kms_telemetry::local::register(listener.local_addr()?, &routes);
+    let served = tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(
+            // Nagle + delayed ACKs would hold back small gRPC replies by ~40 ms.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await;
+    drop(local);
+    served?;
     Ok(())
 }
 

@@ -118,6 +118,15 @@ pub fn spec_kind(spec: &str) -> SpecKind {
     }
 }
 
+/// The block size of an HMAC key spec's hash: the longest HMAC key material kept
+/// as it is (RFC 2104, section 3).
+fn hmac_block_len(spec: &str) -> usize {
+    match spec {
+        "HMAC_384" | "HMAC_512" => 128,
+        _ => 64,
+    }
+}
+
 /// KeyMetadata.SigningAlgorithms of a key.
 pub fn signing_algorithms(spec: &str, usage: &str) -> Vec<String> {
     if usage != KEY_USAGE_SIGN_VERIFY {
@@ -368,10 +377,27 @@ impl PrivateKey {
                     .to_vec();
                 Ok(PrivateKey::Ec { pair, curve, spki })
             }
-            SpecKind::Hmac(alg, len) if secret.len() == len => {
+            SpecKind::Hmac(alg, len) if (len..=hmac_block_len(spec)).contains(&secret.len()) => {
                 Ok(PrivateKey::Hmac(Box::new(hmac::Key::new(*alg, secret))))
             }
             _ => Err(CryptoError::KeyLength),
+        }
+    }
+
+    /// Imported key material (ImportKeyMaterial) for a key of `spec` and `usage`:
+    /// the DER PKCS#8 private key of a pair of exactly that key spec (RSA modulus
+    /// size, ECC curve), or HMAC key bytes from the digest length up to the hash's
+    /// block size (RFC 2104: a longer key would only be hashed down first).
+    pub fn from_imported(spec: &str, usage: &str, material: &[u8]) -> Result<Self, CryptoError> {
+        let key = Self::from_secret(spec, usage, material)?;
+        let modulus_len = match &key {
+            PrivateKey::Rsa { pair, .. } => Some(pair.public_modulus_len()),
+            PrivateKey::RsaCrypt(k) => Some(k.private.key_size_bytes()),
+            _ => None,
+        };
+        match (spec_kind(spec), modulus_len) {
+            (SpecKind::Rsa(size), Some(len)) if len != size.len() => Err(CryptoError::KeyLength),
+            _ => Ok(key),
         }
     }
 
@@ -531,6 +557,49 @@ fn import_digest(message: &[u8], hash: &'static digest::Algorithm) -> Result<Dig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_material_must_fit_the_key_spec() {
+        let (_, rsa) = PrivateKey::generate("RSA_2048", KEY_USAGE_SIGN_VERIFY).unwrap();
+        assert!(PrivateKey::from_imported("RSA_2048", KEY_USAGE_SIGN_VERIFY, &rsa).is_ok());
+        assert!(PrivateKey::from_imported("RSA_2048", "ENCRYPT_DECRYPT", &rsa).is_ok());
+        for other in ["RSA_3072", "RSA_4096", "ECC_NIST_P256"] {
+            assert!(
+                PrivateKey::from_imported(other, KEY_USAGE_SIGN_VERIFY, &rsa).is_err(),
+                "{other}"
+            );
+        }
+        let (_, p256) = PrivateKey::generate("ECC_NIST_P256", KEY_USAGE_SIGN_VERIFY).unwrap();
+        assert!(PrivateKey::from_imported("ECC_NIST_P256", KEY_USAGE_SIGN_VERIFY, &p256).is_ok());
+        assert!(PrivateKey::from_imported("ECC_NIST_P256", KEY_USAGE_KEY_AGREEMENT, &p256).is_ok());
+        assert!(PrivateKey::from_imported("ECC_NIST_P384", KEY_USAGE_SIGN_VERIFY, &p256).is_err());
+        assert!(
+            PrivateKey::from_imported("ECC_SECG_P256K1", KEY_USAGE_SIGN_VERIFY, &p256).is_err()
+        );
+        // HMAC: from the digest length to the hash's block size.
+        for (spec, min, max) in [
+            ("HMAC_224", 28, 64),
+            ("HMAC_256", 32, 64),
+            ("HMAC_384", 48, 128),
+            ("HMAC_512", 64, 128),
+        ] {
+            let usage = KEY_USAGE_GENERATE_VERIFY_MAC;
+            for ok in [min, max] {
+                let key = PrivateKey::from_imported(spec, usage, &vec![1u8; ok]).unwrap();
+                // What a restart loads back.
+                assert!(PrivateKey::from_secret(spec, usage, &vec![1u8; ok]).is_ok());
+                let alg = &mac_algorithms(spec)[0];
+                let mac = key.mac(alg, spec, b"m").unwrap();
+                assert!(key.verify_mac(alg, spec, b"m", &mac).unwrap());
+            }
+            for bad in [min - 1, max + 1] {
+                assert!(
+                    PrivateKey::from_imported(spec, usage, &vec![1u8; bad]).is_err(),
+                    "{spec} {bad}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_spec_signs_and_verifies_raw_and_digest() {

@@ -37,7 +37,6 @@ use std::time::Duration;
 use anyhow::Context;
 use kms_proto::keystore::v1::key_store_server::KeyStoreServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{Config, RootKeyError};
 pub use error::DENIED_BY_ENDPOINT_POLICY;
@@ -102,12 +101,19 @@ pub async fn run(
     let routes = tonic::service::Routes::new(health_service)
         .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))));
     // The one-process stack calls this server in-process (no socket).
-    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
+    let local = kms_telemetry::local::register(listener.local_addr()?, &routes);
     let served = tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // Nagle + delayed ACKs would hold back small gRPC replies by ~40 ms.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
+    // Unregistered: the directory's copy of the routes (and the handles it holds)
+    // is gone, so what follows can drain.
+    drop(local);
 
     sweeper.abort();
     let _ = sweeper.await;

@@ -22,7 +22,6 @@ use std::future::Future;
 use kms_proto::registry::v1::registry_server::RegistryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use cidr::Ipv4Cidr;
 pub use config::Config;
@@ -109,11 +108,17 @@ pub async fn serve<S: Store>(
         RegistryService::new(registry, stopping),
     ));
     // The one-process stack calls this server in-process (no socket).
-    let _local = kms_telemetry::local::register(listener.local_addr()?, &routes);
-    tonic::transport::Server::builder()
+    let local = kms_telemetry::local::register(listener.local_addr()?, &routes);
+    let served = tonic::transport::Server::builder()
         .trace_fn(kms_telemetry::server_span)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(
+            // Nagle + delayed ACKs would hold back small gRPC replies by ~40 ms.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await;
+    drop(local);
+    served?;
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! ImportKeyMaterial, DeleteImportedKeyMaterial, and the expiry of imported material
 //! ([`KeyService::expire_imported_material`], run by the sweeper).
 //!
-//! Only SYMMETRIC_DEFAULT keys take imported material here (256-bit AES keys);
-//! CreateKey refuses EXTERNAL origin for other key specs.
+//! SYMMETRIC_DEFAULT keys take a 256-bit AES key; RSA and ECC keys the DER PKCS#8
+//! private key of a pair of their key spec, HMAC keys their key bytes
+//! ([`PrivateKey::from_imported`]), stored like the secrets of generated
+//! asymmetric keys. CreateKey decides which key specs it creates with EXTERNAL
+//! origin.
 //!
 //! The import token is self-contained: a header (version, expiry, wrapping algorithm
 //! and key spec) followed by the RSA wrapping key's PKCS#8, sealed under the root key
@@ -25,6 +28,7 @@ use aws_lc_rs::rsa::{
 use zeroize::Zeroizing;
 
 use super::{CachedKey, KeyService, Materials};
+use crate::asymmetric::{PrivateKey, SpecKind, spec_kind};
 use crate::crypto::{self, AeadKey, CryptoError};
 use crate::error::{Error, Result, validation};
 use crate::model::{
@@ -103,6 +107,11 @@ fn fingerprint(arn: &str, material: &[u8]) -> Vec<u8> {
     ctx.update(b"\0");
     ctx.update(material);
     ctx.finish().as_ref().to_vec()
+}
+
+/// Whether a key holds key material: AES materials, or the private (HMAC) key.
+fn has_material(k: &CachedKey) -> bool {
+    !k.materials.0.is_empty() || k.private.is_some()
 }
 
 fn require_external(r: &KeyRecord, op: &str) -> Result<()> {
@@ -274,7 +283,8 @@ impl<S: Store> KeyService<S> {
         }
         self.authorize_key(caller, &key, question).await?;
         require_external(&key.record, "ImportKeyMaterial")?;
-        if key.record.key_spec != KEY_SPEC_SYMMETRIC_DEFAULT {
+        let symmetric = key.record.key_spec == KEY_SPEC_SYMMETRIC_DEFAULT;
+        if !symmetric && spec_kind(&key.record.key_spec) == SpecKind::Unsupported {
             return Err(Error::Unsupported(format!(
                 "Importing key material into {} keys is not supported by this KMS.",
                 key.record.key_spec
@@ -301,11 +311,30 @@ impl<S: Store> KeyService<S> {
             input.import_token,
             input.encrypted_key_material,
         )?;
-        if material.len() != crypto::KEY_LEN {
+        if symmetric && material.len() != crypto::KEY_LEN {
             return Err(incorrect_material(
                 "The key material must be a 256-bit (32-byte) symmetric key.",
             ));
         }
+        // Asymmetric keys take the DER PKCS#8 private key, HMAC keys their key bytes;
+        // KMS derives the public key from the private key.
+        let private = if symmetric {
+            None
+        } else {
+            let (spec, usage) = (key.record.key_spec.clone(), key.record.key_usage.clone());
+            let bytes = Zeroizing::new(material.to_vec());
+            let parsed = tokio::task::spawn_blocking(move || {
+                PrivateKey::from_imported(&spec, &usage, &bytes)
+            })
+            .await
+            .map_err(|_| Error::Crypto(CryptoError::Open))?;
+            Some(parsed.map_err(|_| {
+                incorrect_material(&format!(
+                    "The key material is not valid for a {} key: import the DER-encoded PKCS#8 private key of a key pair of that key spec, or HMAC key bytes of a length that key spec accepts.",
+                    key.record.key_spec
+                ))
+            })?)
+        };
         let print = fingerprint(&key.record.arn, &material);
         if let Some(old) = &key.record.import_fingerprint
             && *old != print
@@ -314,14 +343,29 @@ impl<S: Store> KeyService<S> {
                 "The key material in the request is not the same key material that was previously imported into this KMS key.",
             ));
         }
-        let aead = AeadKey::from_bytes(&material)?;
-        let raw: &[u8; crypto::KEY_LEN] = material
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Crypto(CryptoError::KeyLength))?;
-        let wrapped = self
-            .root
-            .wrap_material(&key.record.arn, IMPORTED_MATERIAL_ID, raw)?;
+        let (materials, wrapped) = match private {
+            None => {
+                let aead = AeadKey::from_bytes(&material)?;
+                let raw: &[u8; crypto::KEY_LEN] = material
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Crypto(CryptoError::KeyLength))?;
+                let wrapped =
+                    self.root
+                        .wrap_material(&key.record.arn, IMPORTED_MATERIAL_ID, raw)?;
+                (vec![(IMPORTED_MATERIAL_ID, Arc::new(aead))], wrapped)
+            }
+            // Stored as KeyService::load reads a non-symmetric key's secret.
+            Some(_) => {
+                let wrapped = self.root.wrap_secret(
+                    &key.record.arn,
+                    IMPORTED_MATERIAL_ID,
+                    &key.record.key_spec,
+                    &material,
+                )?;
+                (Vec::new(), wrapped)
+            }
+        };
         drop(material);
         let mut record = key.record.clone();
         if record.state == KeyState::PendingImport {
@@ -345,8 +389,8 @@ impl<S: Store> KeyService<S> {
         let arn = record.arn.clone();
         self.publish_key(CachedKey {
             record,
-            materials: Arc::new(Materials(vec![(IMPORTED_MATERIAL_ID, Arc::new(aead))])),
-            private: None,
+            materials: Arc::new(Materials(materials)),
+            private: private.map(Arc::new),
         });
         tracing::info!(key_id = %key.record.id, "key material imported");
         Ok((arn, public_material_id))
@@ -471,7 +515,7 @@ impl<S: Store> KeyService<S> {
             .values()
             .filter(|k| {
                 k.record.origin == ORIGIN_EXTERNAL
-                    && !k.materials.0.is_empty()
+                    && has_material(k)
                     && k.record.valid_to_ms.is_some_and(|t| t <= now)
             })
             .map(|k| k.record.row_id())
@@ -482,7 +526,7 @@ impl<S: Store> KeyService<S> {
             let Some(key) = self.key_by_id(&row) else {
                 continue;
             };
-            if key.materials.0.is_empty() || key.record.valid_to_ms.is_none_or(|t| t > now) {
+            if !has_material(&key) || key.record.valid_to_ms.is_none_or(|t| t > now) {
                 continue;
             }
             self.drop_imported_material(&key, KeyState::PendingImport)
@@ -549,6 +593,257 @@ mod tests {
             import_type: None,
             key_material_id: None,
         }
+    }
+
+    /// An EXTERNAL key of `spec` and `usage` as CreateKey makes it (no material,
+    /// PendingImport), stored and cached. CreateKey itself decides which key specs
+    /// it accepts with EXTERNAL origin; this builds the key directly.
+    async fn external_key(
+        svc: &KeyService<SqliteStore>,
+        c: &Caller,
+        spec: &str,
+        usage: &str,
+    ) -> KeyRecord {
+        let template = svc
+            .create_key(
+                c,
+                CreateKeyInput {
+                    origin: Some("EXTERNAL".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        let record = KeyRecord {
+            arn: crate::model::key_arn(&c.region, &c.account_id, &id),
+            id,
+            key_spec: spec.into(),
+            key_usage: usage.into(),
+            ..template
+        };
+        svc.store.insert_key_with(&record, &[], &[]).await.unwrap();
+        svc.publish_key(CachedKey {
+            record: record.clone(),
+            materials: Arc::new(Materials(Vec::new())),
+            private: None,
+        });
+        record
+    }
+
+    #[tokio::test]
+    async fn asymmetric_and_hmac_keys_take_their_private_key_or_key_bytes() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ks.db").display());
+        let (root, root_hex) = RootKey::generate().unwrap();
+        let authz = Arc::new(crate::authz::testing::AllowAll);
+        let svc = KeyService::load(SqliteStore::connect(&url).await.unwrap(), root, authz)
+            .await
+            .unwrap();
+        let c = caller();
+
+        // ECC_NIST_P256 SIGN_VERIFY: the PKCS#8 private key; KMS signs with it.
+        let key = external_key(&svc, &c, "ECC_NIST_P256", "SIGN_VERIFY").await;
+        assert!(matches!(
+            svc.get_public_key(&c, &key.id).await,
+            Err(Error::InvalidState(_))
+        ));
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
+                .unwrap();
+        let spki = pair.public_key().as_der().unwrap().as_ref().to_vec();
+        let params = svc
+            .get_parameters_for_import(&c, &key.id, "RSAES_OAEP_SHA_256", "RSA_3072")
+            .await
+            .unwrap();
+        // A P-384 key, a PKCS#8 RSA key and raw bytes are not P-256 material.
+        let p384 = EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        for bad in [p384.as_ref(), &[7u8; 32][..]] {
+            let err = svc
+                .import_key_material(
+                    &c,
+                    input(
+                        &key.id,
+                        &params.import_token,
+                        &wrap(&params.public_key, bad),
+                        None,
+                    ),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Client("IncorrectKeyMaterialException", _)),
+                "{err:?}"
+            );
+        }
+        svc.import_key_material(
+            &c,
+            input(
+                &key.id,
+                &params.import_token,
+                &wrap(&params.public_key, pkcs8.as_ref()),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            svc.describe_key(&c, &key.id).await.unwrap().state,
+            KeyState::Enabled
+        );
+        assert_eq!(
+            svc.get_public_key(&c, &key.id).await.unwrap().public_key,
+            spki
+        );
+        let signed = svc
+            .sign_or_verify(&c, &key.id, b"m", None, "ECDSA_SHA_256", None, false)
+            .await
+            .unwrap();
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &spki)
+            .verify(b"m", &signed.signature)
+            .unwrap();
+
+        // HMAC_256: key bytes of 32 to 64 bytes.
+        let mac_key = external_key(&svc, &c, "HMAC_256", "GENERATE_VERIFY_MAC").await;
+        let params = svc
+            .get_parameters_for_import(&c, &mac_key.id, "RSAES_OAEP_SHA_1", "RSA_2048")
+            .await
+            .unwrap();
+        let wrap_sha1 = |material: &[u8]| {
+            let public = PublicEncryptingKey::from_der(&params.public_key).unwrap();
+            let oaep = OaepPublicEncryptingKey::new(public).unwrap();
+            let mut out = vec![0u8; oaep.ciphertext_size()];
+            oaep.encrypt(&OAEP_SHA1_MGF1SHA1, material, &mut out, None)
+                .unwrap()
+                .to_vec()
+        };
+        for len in [31, 65] {
+            let err = svc
+                .import_key_material(
+                    &c,
+                    input(
+                        &mac_key.id,
+                        &params.import_token,
+                        &wrap_sha1(&vec![1u8; len]),
+                        None,
+                    ),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Client("IncorrectKeyMaterialException", _)),
+                "{len}: {err:?}"
+            );
+        }
+        let hmac_bytes = [9u8; 40];
+        svc.import_key_material(
+            &c,
+            input(
+                &mac_key.id,
+                &params.import_token,
+                &wrap_sha1(&hmac_bytes),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+        let mac = svc
+            .generate_or_verify_mac(&c, &mac_key.id, b"m", "HMAC_SHA_256", None, false)
+            .await
+            .unwrap();
+        let expected = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &hmac_bytes),
+            b"m",
+        );
+        assert_eq!(mac.signature, expected.as_ref());
+
+        // Deleted material leaves no private key; the same material comes back.
+        svc.delete_imported_key_material(&c, &key.id, None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            svc.sign_or_verify(&c, &key.id, b"m", None, "ECDSA_SHA_256", None, false)
+                .await,
+            Err(Error::InvalidState(_))
+        ));
+        let params = svc
+            .get_parameters_for_import(&c, &key.id, "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048")
+            .await
+            .unwrap();
+        let other = EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        let aes_wrapped = |material: &[u8]| {
+            let aes_key = [3u8; AES_WRAP_KEY_LEN];
+            let mut out = wrap(&params.public_key, &aes_key);
+            let kek = AesKek::new(&AES_256, &aes_key).unwrap();
+            let mut wrapped = vec![0u8; material.len() + 15];
+            let len = kek.wrap_with_padding(material, &mut wrapped).unwrap().len();
+            out.extend_from_slice(&wrapped[..len]);
+            out
+        };
+        let err = svc
+            .import_key_material(
+                &c,
+                input(
+                    &key.id,
+                    &params.import_token,
+                    &aes_wrapped(other.as_ref()),
+                    None,
+                ),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Client("IncorrectKeyMaterialException", _)
+        ));
+        svc.import_key_material(
+            &c,
+            input(
+                &key.id,
+                &params.import_token,
+                &aes_wrapped(pkcs8.as_ref()),
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+
+        // What a restart loads: both keys work as before.
+        let restarted = KeyService::load(
+            SqliteStore::connect(&url).await.unwrap(),
+            RootKey::from_hex(&root_hex).unwrap(),
+            Arc::new(crate::authz::testing::AllowAll),
+        )
+        .await
+        .unwrap();
+        let signed = restarted
+            .sign_or_verify(&c, &key.id, b"m2", None, "ECDSA_SHA_256", None, false)
+            .await
+            .unwrap();
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &spki)
+            .verify(b"m2", &signed.signature)
+            .unwrap();
+        let mac = restarted
+            .generate_or_verify_mac(&c, &mac_key.id, b"m", "HMAC_SHA_256", None, false)
+            .await
+            .unwrap();
+        assert_eq!(mac.signature, expected.as_ref());
     }
 
     #[tokio::test]
