@@ -14,8 +14,9 @@ import os
 import struct
 
 import pytest
-from cryptography.hazmat.primitives import hashes, keywrap, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import hashes, hmac, keywrap, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from e2e_support import client_error
@@ -254,3 +255,94 @@ def test_cancel_deletion_of_a_key_without_material(kms, external_key):
     with client_error("KMSInvalidStateException"):
         kms.enable_key(KeyId=key_id)
 
+
+
+# -- asymmetric and HMAC keys with imported key material --------------------------------
+#
+# AWS imports the DER PKCS#8 private key into RSA and ECC keys and the key bytes into
+# HMAC keys; KMS derives the public key. The keystore takes such material
+# (services/keystore/src/service/import.rs); these tests skip while CreateKey still
+# refuses EXTERNAL origin for those key specs (the README's status table).
+
+
+def external_key_or_skip(make_key, **kwargs):
+    try:
+        return make_key(Origin="EXTERNAL", **kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "UnsupportedOperationException":
+            raise
+        pytest.skip(f"CreateKey refuses EXTERNAL origin for {kwargs}: {e.response['Error']['Message']}")
+
+
+def pkcs8(private_key) -> bytes:
+    return private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def spki(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_import_rsa_signing_key(kms, make_key):
+    key = external_key_or_skip(make_key, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+    assert key["KeyState"] == "PendingImport"
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    # A PKCS#8 RSA key is longer than RSAES-OAEP can wrap: RSA + AES key wrap.
+    import_material(kms, key["KeyId"], pkcs8(private), algorithm="RSA_AES_KEY_WRAP_SHA_256", spec="RSA_3072")
+    md = state(kms, key["KeyId"])
+    assert md["KeyState"] == "Enabled"
+    assert md["Origin"] == "EXTERNAL"
+    public = kms.get_public_key(KeyId=key["KeyId"])
+    assert public["PublicKey"] == spki(private.public_key())
+    # KMS signs with the imported key; the local key's signature verifies in KMS.
+    sig = kms.sign(KeyId=key["KeyId"], Message=b"m", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")["Signature"]
+    private.public_key().verify(sig, b"m", padding.PKCS1v15(), hashes.SHA256())
+    local = private.sign(b"n", padding.PKCS1v15(), hashes.SHA256())
+    assert kms.verify(KeyId=key["KeyId"], Message=b"n", Signature=local, SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256")[
+        "SignatureValid"
+    ]
+    # Other material, including a key of another size, is refused.
+    other = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    with client_error("IncorrectKeyMaterialException"):
+        import_material(kms, key["KeyId"], pkcs8(other), algorithm="RSA_AES_KEY_WRAP_SHA_256", spec="RSA_3072")
+
+
+def test_import_ecc_key_delete_and_reimport(kms, make_key):
+    key = external_key_or_skip(make_key, KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    with client_error("KMSInvalidStateException"):
+        kms.get_public_key(KeyId=key["KeyId"])
+    private = ec.generate_private_key(ec.SECP256R1())
+    with client_error("IncorrectKeyMaterialException"):
+        import_material(kms, key["KeyId"], pkcs8(ec.generate_private_key(ec.SECP384R1())))
+    with client_error("IncorrectKeyMaterialException"):
+        import_material(kms, key["KeyId"], os.urandom(32))
+    import_material(kms, key["KeyId"], pkcs8(private))
+    assert kms.get_public_key(KeyId=key["KeyId"])["PublicKey"] == spki(private.public_key())
+    sig = kms.sign(KeyId=key["KeyId"], Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    private.public_key().verify(sig, b"m", ec.ECDSA(hashes.SHA256()))
+
+    kms.delete_imported_key_material(KeyId=key["KeyId"])
+    assert state(kms, key["KeyId"])["KeyState"] == "PendingImport"
+    with client_error("KMSInvalidStateException"):
+        kms.sign(KeyId=key["KeyId"], Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
+    # Only the same private key comes back.
+    with client_error("IncorrectKeyMaterialException"):
+        import_material(kms, key["KeyId"], pkcs8(ec.generate_private_key(ec.SECP256R1())))
+    import_material(kms, key["KeyId"], pkcs8(private))
+    assert kms.verify(KeyId=key["KeyId"], Message=b"m", Signature=sig, SigningAlgorithm="ECDSA_SHA_256")[
+        "SignatureValid"
+    ]
+
+
+def test_import_hmac_key(kms, make_key):
+    key = external_key_or_skip(make_key, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    for length in (31, 65):
+        with client_error("IncorrectKeyMaterialException"):
+            import_material(kms, key["KeyId"], os.urandom(length))
+    secret = os.urandom(48)
+    import_material(kms, key["KeyId"], secret)
+    mac = kms.generate_mac(KeyId=key["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    local = hmac.HMAC(secret, hashes.SHA256())
+    local.update(b"m")
+    assert mac == local.finalize()

@@ -23,8 +23,19 @@ pub const ACCOUNT_B: (&str, &str, &str) = (
 
 /// Start a stack on `data_dir` with the public endpoint on a fresh loopback port.
 pub async fn start_stack(data_dir: &Path) -> anyhow::Result<Stack> {
+    start_stack_in_regions(data_dir, &[]).await
+}
+
+/// Start a stack that serves `us-east-1` and `additional_regions` (multi-Region
+/// keys): the Region of a request is its SigV4 credential scope.
+pub async fn start_stack_in_regions(
+    data_dir: &Path,
+    additional_regions: &[&str],
+) -> anyhow::Result<Stack> {
     let listen: SocketAddr = "127.0.0.1:0".parse()?;
-    let stack = kms_stack::start(kms_stack::StackConfig::new(data_dir, listen)).await?;
+    let mut config = kms_stack::StackConfig::new(data_dir, listen);
+    config.additional_regions = additional_regions.iter().map(|r| r.to_string()).collect();
+    let stack = kms_stack::start(config).await?;
     anyhow::ensure!(
         stack.endpoint.ip().is_loopback(),
         "tests may only talk to loopback"
