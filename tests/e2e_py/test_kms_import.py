@@ -14,7 +14,6 @@ import os
 import struct
 
 import pytest
-from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, hmac, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -226,9 +225,9 @@ def test_import_errors(kms, make_key, external_key):
         )
     with client_error("UnsupportedOperationException"):
         kms.delete_imported_key_material(KeyId=regular["KeyId"])
-    # Asymmetric keys with imported material: not supported here.
+    # Multi-Region keys with imported material: not supported here (README).
     with client_error("UnsupportedOperationException"):
-        kms.create_key(Origin="EXTERNAL", KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+        kms.create_key(Origin="EXTERNAL", MultiRegion=True)
 
     # The import itself works after all this, and rotation is refused as AWS does.
     kms.import_key_material(
@@ -261,17 +260,11 @@ def test_cancel_deletion_of_a_key_without_material(kms, external_key):
 #
 # AWS imports the DER PKCS#8 private key into RSA and ECC keys and the key bytes into
 # HMAC keys; KMS derives the public key. The keystore takes such material
-# (services/keystore/src/service/import.rs); these tests skip while CreateKey still
-# refuses EXTERNAL origin for those key specs (the README's status table).
+# (services/keystore/src/service/import.rs).
 
 
-def external_key_or_skip(make_key, **kwargs):
-    try:
-        return make_key(Origin="EXTERNAL", **kwargs)
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "UnsupportedOperationException":
-            raise
-        pytest.skip(f"CreateKey refuses EXTERNAL origin for {kwargs}: {e.response['Error']['Message']}")
+def make_external_key(make_key, **kwargs):
+    return make_key(Origin="EXTERNAL", **kwargs)
 
 
 def pkcs8(private_key) -> bytes:
@@ -285,7 +278,7 @@ def spki(public_key) -> bytes:
 
 
 def test_import_rsa_signing_key(kms, make_key):
-    key = external_key_or_skip(make_key, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+    key = make_external_key(make_key, KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
     assert key["KeyState"] == "PendingImport"
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     # A PKCS#8 RSA key is longer than RSAES-OAEP can wrap: RSA + AES key wrap.
@@ -309,7 +302,7 @@ def test_import_rsa_signing_key(kms, make_key):
 
 
 def test_import_ecc_key_delete_and_reimport(kms, make_key):
-    key = external_key_or_skip(make_key, KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
+    key = make_external_key(make_key, KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
     with client_error("KMSInvalidStateException"):
         kms.get_public_key(KeyId=key["KeyId"])
     private = ec.generate_private_key(ec.SECP256R1())
@@ -336,7 +329,7 @@ def test_import_ecc_key_delete_and_reimport(kms, make_key):
 
 
 def test_import_hmac_key(kms, make_key):
-    key = external_key_or_skip(make_key, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+    key = make_external_key(make_key, KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
     for length in (31, 65):
         with client_error("IncorrectKeyMaterialException"):
             import_material(kms, key["KeyId"], os.urandom(length))

@@ -102,18 +102,14 @@ impl<S: Store> KeyService<S> {
         let multi_region = input.multi_region == Some(true);
         match origin {
             ORIGIN_AWS_KMS => {}
-            ORIGIN_EXTERNAL if spec == KEY_SPEC_SYMMETRIC_DEFAULT && !multi_region => {}
             ORIGIN_EXTERNAL if multi_region => {
                 return Err(Error::Unsupported(
                     "Multi-Region keys with imported key material (origin EXTERNAL) are not supported yet by this KMS."
                         .into(),
                 ));
             }
-            ORIGIN_EXTERNAL => {
-                return Err(Error::Unsupported(format!(
-                    "Importing key material into {spec} keys is not supported yet by this KMS: only SYMMETRIC_DEFAULT keys take imported key material."
-                )));
-            }
+            // Symmetric, asymmetric (the private key as DER PKCS#8) and HMAC keys.
+            ORIGIN_EXTERNAL => {}
             _ => {
                 return Err(Error::Unsupported(format!(
                     "Origin {origin} is not supported yet: this KMS creates keys with AWS_KMS or EXTERNAL origin."
