@@ -167,3 +167,53 @@ def test_asymmetric_multi_region_key(kms, kms_west, make_key):
     assert kms.verify(KeyId=key["KeyId"], Message=b"m", Signature=sig, SigningAlgorithm="ECDSA_SHA_256")[
         "SignatureValid"
     ]
+
+
+def test_primary_key_pending_replica_deletion(kms, kms_west, make_key):
+    """ScheduleKeyDeletion of a primary key with replicas: PendingReplicaDeletion,
+    unusable, not replicable, its primary Region fixed, until its last replica is
+    deleted (the move to PendingDeletion when a replica is purged needs days to
+    pass: the keystore's unit tests cover it with an injected time)."""
+    key_id = make_key(MultiRegion=True)["KeyId"]
+    arn = f"arn:aws:kms:us-east-1:111122223333:key/{key_id}"
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+
+    resp = kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert resp["KeyId"] == arn
+    assert resp["KeyState"] == "PendingReplicaDeletion"
+    assert resp["PendingWindowInDays"] == 7
+    assert "DeletionDate" not in resp
+    md = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert md["KeyState"] == "PendingReplicaDeletion"
+    assert md["Enabled"] is False
+    assert md["PendingDeletionWindowInDays"] == 7
+    assert "DeletionDate" not in md
+
+    for call in (
+        lambda: kms.encrypt(KeyId=key_id, Plaintext=b"y"),
+        lambda: kms.decrypt(CiphertextBlob=blob),
+        lambda: kms.replicate_key(KeyId=key_id, ReplicaRegion=EU),
+        lambda: kms.update_primary_region(KeyId=key_id, PrimaryRegion=WEST),
+        lambda: kms.schedule_key_deletion(KeyId=key_id),
+    ):
+        with client_error("KMSInvalidStateException") as err:
+            call()
+        assert err["error"].response["Error"]["Message"] == f"{arn} is pending replica deletion."
+
+    # The replica is untouched; scheduling it starts its own waiting period, and the
+    # primary keeps waiting (scheduled is not deleted).
+    assert kms_west.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+    replica = kms_west.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert replica["KeyState"] == "PendingDeletion"
+    assert "DeletionDate" in replica
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingReplicaDeletion"
+
+    # CancelKeyDeletion: Disabled, as from PendingDeletion.
+    assert kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == arn
+    md = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert md["KeyState"] == "Disabled"
+    assert "PendingDeletionWindowInDays" not in md
+    kms_west.cancel_key_deletion(KeyId=key_id)
+    kms.enable_key(KeyId=key_id)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"

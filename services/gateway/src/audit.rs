@@ -139,7 +139,9 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
     event.insert("requestParameters".into(), e.request_parameters);
     event.insert("responseElements".into(), e.response_elements);
     event.insert("requestID".into(), json!(ctx.request_id));
-    let event_id = uuid::Uuid::new_v4().to_string();
+    // A time-ordered UUID (v7): audit's unique (account, eventID) index then grows at
+    // its end instead of dirtying a random page per record (random v4 ids did).
+    let event_id = uuid::Uuid::now_v7().to_string();
     event.insert("eventID".into(), json!(event_id));
     event.insert("readOnly".into(), json!(e.read_only));
     if !e.key_arns.is_empty() {

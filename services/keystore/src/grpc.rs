@@ -117,7 +117,11 @@ fn metadata(r: &KeyRecord) -> pb::KeyMetadata {
         encryption_algorithms: asymmetric::encryption_algorithms(&r.key_spec, &r.key_usage),
         multi_region: r.multi_region,
         // AWS shows it only for multi-Region primary keys awaiting replica deletion.
-        pending_deletion_window_in_days: None,
+        pending_deletion_window_in_days: if r.state == KeyState::PendingReplicaDeletion {
+            r.pending_window_days
+        } else {
+            None
+        },
         signing_algorithms: asymmetric::signing_algorithms(&r.key_spec, &r.key_usage),
         mac_algorithms: asymmetric::mac_algorithms(&r.key_spec),
         key_agreement_algorithms: asymmetric::key_agreement_algorithms(&r.key_usage),
@@ -276,11 +280,10 @@ impl<S: Store> KeyStore for KeyStoreGrpc<S> {
             .await?;
         Ok(Response::new(pb::ScheduleKeyDeletionResponse {
             key_id: record.arn.clone(),
-            deletion_date: record
-                .deletion_date_ms
-                .map(ms_to_epoch_seconds)
-                .unwrap_or_default(),
-            key_state: KeyState::PendingDeletion.as_str().to_owned(),
+            deletion_date: record.deletion_date_ms.map(ms_to_epoch_seconds),
+            // PendingDeletion, or PendingReplicaDeletion (no deletion date yet) for a
+            // multi-Region primary key that still has replicas.
+            key_state: record.state.as_str().to_owned(),
             pending_window_in_days: record.pending_window_days.unwrap_or_default(),
         }))
     }

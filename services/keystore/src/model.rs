@@ -28,6 +28,9 @@ pub enum KeyState {
     Enabled,
     Disabled,
     PendingDeletion,
+    /// A multi-Region primary key scheduled for deletion while it still has replica
+    /// keys: its waiting period begins when the last replica is deleted.
+    PendingReplicaDeletion,
     /// A key with origin EXTERNAL whose material is not (or no longer) imported.
     PendingImport,
 }
@@ -38,6 +41,7 @@ impl KeyState {
             KeyState::Enabled => "Enabled",
             KeyState::Disabled => "Disabled",
             KeyState::PendingDeletion => "PendingDeletion",
+            KeyState::PendingReplicaDeletion => "PendingReplicaDeletion",
             KeyState::PendingImport => "PendingImport",
         }
     }
@@ -47,9 +51,19 @@ impl KeyState {
             "Enabled" => Some(KeyState::Enabled),
             "Disabled" => Some(KeyState::Disabled),
             "PendingDeletion" => Some(KeyState::PendingDeletion),
+            "PendingReplicaDeletion" => Some(KeyState::PendingReplicaDeletion),
             "PendingImport" => Some(KeyState::PendingImport),
             _ => None,
         }
+    }
+
+    /// Scheduled for deletion: PendingDeletion, or PendingReplicaDeletion (which AWS
+    /// treats alike in every operation but the start of the waiting period).
+    pub fn is_pending_deletion(self) -> bool {
+        matches!(
+            self,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        )
     }
 }
 

@@ -841,10 +841,11 @@ async fn disabled_and_pending_deletion_keys_refuse_crypto() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!((scheduled.deletion_date - (now + 30.0 * 86400.0)).abs() < 60.0);
+    let deletion_date = scheduled.deletion_date.expect("a deletion date");
+    assert!((deletion_date - (now + 30.0 * 86400.0)).abs() < 60.0);
     let described = app.describe(&key.key_id).await.unwrap();
     assert_eq!(described.key_state, "PendingDeletion");
-    assert_eq!(described.deletion_date, Some(scheduled.deletion_date));
+    assert_eq!(described.deletion_date, Some(deletion_date));
     assert!(!described.enabled);
 
     let pending = format!("{} is pending deletion.", key.arn);

@@ -121,7 +121,7 @@ fn require_external(r: &KeyRecord, op: &str) -> Result<()> {
             r.arn, r.origin
         )));
     }
-    if r.state == KeyState::PendingDeletion {
+    if r.state.is_pending_deletion() {
         return Err(super::pending_deletion(r));
     }
     Ok(())
@@ -491,7 +491,7 @@ impl<S: Store> KeyService<S> {
     /// to `state` unless it is pending deletion.
     async fn drop_imported_material(&self, key: &CachedKey, state: KeyState) -> Result<()> {
         let mut record = key.record.clone();
-        if record.state != KeyState::PendingDeletion {
+        if !record.state.is_pending_deletion() {
             record.state = state;
         }
         record.expiration_model = None;

@@ -53,8 +53,8 @@ const MAX_DESCRIPTION_LEN: usize = 8192;
 const MAX_POLICY_CHARS: usize = 131_072;
 /// KMS's quota on the size of a key policy.
 const MAX_POLICY_BYTES: usize = 32_768;
-const DEFAULT_PENDING_WINDOW_DAYS: i32 = 30;
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DEFAULT_PENDING_WINDOW_DAYS: i32 = 30;
+pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// CreateKey parameters.
 #[derive(Debug, Default)]
@@ -312,8 +312,15 @@ impl<S: Store> KeyService<S> {
         }
         self.update_key(caller, key_id, "ScheduleKeyDeletion", None, |r| {
             require_not_pending(r)?;
-            r.state = KeyState::PendingDeletion;
-            r.deletion_date_ms = Some(now_ms() + i64::from(days) * DAY_MS);
+            // A multi-Region primary key outlives its replicas: its waiting period
+            // begins when the last of them is deleted (see `purge_expired_at`).
+            if self.has_replicas(r) {
+                r.state = KeyState::PendingReplicaDeletion;
+                r.deletion_date_ms = None;
+            } else {
+                r.state = KeyState::PendingDeletion;
+                r.deletion_date_ms = Some(now_ms() + i64::from(days) * DAY_MS);
+            }
             r.pending_window_days = Some(days);
             Ok(())
         })
@@ -324,7 +331,7 @@ impl<S: Store> KeyService<S> {
     pub async fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<String> {
         let record = self
             .update_key(caller, key_id, "CancelKeyDeletion", None, |r| {
-                if r.state != KeyState::PendingDeletion {
+                if !r.state.is_pending_deletion() {
                     return Err(Error::InvalidState(format!(
                         "{} is not pending deletion.",
                         r.arn
@@ -438,17 +445,27 @@ impl<S: Store> KeyService<S> {
     /// Deletes the keys whose waiting period has ended, with their material, aliases
     /// and tags. Returns how many keys were deleted.
     pub async fn purge_expired(&self) -> Result<usize> {
+        self.purge_expired_at(now_ms()).await
+    }
+
+    /// [`KeyService::purge_expired`] as of `now` (ms since the epoch): the sweeper
+    /// passes the wall clock, tests a time past a waiting period. Then multi-Region
+    /// primary keys pending replica deletion that have no replica left begin their
+    /// waiting period (as of `now`).
+    pub async fn purge_expired_at(&self, now: i64) -> Result<usize> {
         let _writes = self.writes.lock().await;
-        let deleted = self.store.purge_expired(now_ms()).await?;
-        if deleted.is_empty() {
-            return Ok(0);
+        let deleted = self.store.purge_expired(now).await?;
+        if !deleted.is_empty() {
+            let gone: HashSet<&str> = deleted.iter().map(String::as_str).collect();
+            write(&self.keys).retain(|id, _| !gone.contains(id.as_str()));
+            write(&self.aliases).remove_keys(&gone);
+            for id in &deleted {
+                tracing::info!(key_id = %id, "key deleted after its waiting period");
+            }
         }
-        let gone: HashSet<&str> = deleted.iter().map(String::as_str).collect();
-        write(&self.keys).retain(|id, _| !gone.contains(id.as_str()));
-        write(&self.aliases).remove_keys(&gone);
-        for id in &deleted {
-            tracing::info!(key_id = %id, "key deleted after its waiting period");
-        }
+        // Checked on every sweep, not only after a replica was purged, so a primary
+        // key left behind by a crash between the two commits still moves on.
+        self.start_primary_deletions(now).await?;
         Ok(deleted.len())
     }
 
@@ -534,7 +551,7 @@ pub(super) struct PolicyChange<'a> {
 }
 
 fn require_not_pending(record: &KeyRecord) -> Result<()> {
-    if record.state == KeyState::PendingDeletion {
+    if record.state.is_pending_deletion() {
         return Err(super::pending_deletion(record));
     }
     Ok(())

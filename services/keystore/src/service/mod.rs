@@ -484,21 +484,29 @@ fn require_enabled(key: &CachedKey) -> Result<()> {
     match key.record.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", key.record.arn))),
-        KeyState::PendingDeletion => Err(pending_deletion(&key.record)),
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
+            Err(pending_deletion(&key.record))
+        }
         KeyState::PendingImport => Err(pending_import(&key.record)),
     }
 }
 
 /// For management operations that AWS refuses on keys pending deletion.
 fn require_not_pending_deletion(key: &CachedKey) -> Result<()> {
-    if key.record.state == KeyState::PendingDeletion {
+    if key.record.state.is_pending_deletion() {
         return Err(pending_deletion(&key.record));
     }
     Ok(())
 }
 
+/// KMSInvalidStateException for a key scheduled for deletion (either state).
 fn pending_deletion(record: &KeyRecord) -> Error {
-    Error::InvalidState(format!("{} is pending deletion.", record.arn))
+    let what = if record.state == KeyState::PendingReplicaDeletion {
+        "pending replica deletion"
+    } else {
+        "pending deletion"
+    };
+    Error::InvalidState(format!("{} is {what}.", record.arn))
 }
 
 fn pending_import(record: &KeyRecord) -> Error {

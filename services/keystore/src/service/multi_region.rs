@@ -8,6 +8,12 @@
 //! new material to every replica ([`KeyService::propagate_material`]). Policies,
 //! descriptions, tags, aliases and key states are per Region, as in AWS.
 //!
+//! A primary key scheduled for deletion while it has replicas is
+//! `PendingReplicaDeletion`: unusable, not replicable, its primary Region fixed, and
+//! with no deletion date until its last replica is deleted (purged, not merely
+//! scheduled); then it is `PendingDeletion` and its waiting period begins
+//! ([`KeyService::start_primary_deletions`], run by the sweeper).
+//!
 //! The Region of a request is its SigV4 credential scope (the gateway's context);
 //! one stack serves every Region, so a replica is a row of the same store.
 
@@ -79,6 +85,43 @@ impl<S: Store> KeyService<S> {
         v
     }
 
+    /// Whether `r` is a multi-Region primary key with at least one replica key.
+    pub(super) fn has_replicas(&self, r: &KeyRecord) -> bool {
+        r.multi_region
+            && r.primary_region.as_deref() == Some(r.region.as_str())
+            && self
+                .copies(&r.account_id, &r.id)
+                .iter()
+                .any(|k| k.record.region != r.region)
+    }
+
+    /// Under the write lock: every primary key pending replica deletion whose
+    /// replicas are all deleted becomes PendingDeletion, its waiting period
+    /// (the window ScheduleKeyDeletion recorded) starting at `now`.
+    pub(super) async fn start_primary_deletions(&self, now: i64) -> Result<()> {
+        let waiting: Vec<Arc<CachedKey>> = super::read(&self.keys)
+            .values()
+            .filter(|k| k.record.state == KeyState::PendingReplicaDeletion)
+            .map(Arc::clone)
+            .collect();
+        for key in waiting {
+            if self.has_replicas(&key.record) {
+                continue;
+            }
+            let mut record = key.record.clone();
+            let days = record
+                .pending_window_days
+                .unwrap_or(super::keys::DEFAULT_PENDING_WINDOW_DAYS);
+            record.state = KeyState::PendingDeletion;
+            record.deletion_date_ms = Some(now + i64::from(days) * super::keys::DAY_MS);
+            record.version += 1;
+            self.store.update_key(&record).await?;
+            tracing::info!(key_id = %record.id, region = %record.region, "last replica deleted: primary key pending deletion");
+            self.publish_key(key.with_record(record));
+        }
+        Ok(())
+    }
+
     /// The MultiRegionConfiguration of a multi-Region key.
     pub fn multi_region_view(&self, r: &KeyRecord) -> Option<MultiRegionView> {
         if !r.multi_region {
@@ -144,7 +187,7 @@ impl<S: Store> KeyService<S> {
                 p.arn
             )));
         }
-        if p.state == KeyState::PendingDeletion {
+        if p.state.is_pending_deletion() {
             return Err(super::pending_deletion(p));
         }
         if input.replica_region == p.region {
@@ -276,7 +319,7 @@ impl<S: Store> KeyService<S> {
                 r.arn
             )));
         }
-        if r.state == KeyState::PendingDeletion {
+        if r.state.is_pending_deletion() {
             return Err(super::pending_deletion(r));
         }
         if primary_region == r.region {
@@ -288,7 +331,7 @@ impl<S: Store> KeyService<S> {
                 key_arn(primary_region, &r.account_id, &r.id)
             )));
         };
-        if new_primary.record.state == KeyState::PendingDeletion {
+        if new_primary.record.state.is_pending_deletion() {
             return Err(super::pending_deletion(&new_primary.record));
         }
         for copy in self.copies(&r.account_id, &r.id) {
@@ -362,6 +405,7 @@ mod tests {
     use super::*;
     use crate::crypto::RootKey;
     use crate::service::CreateKeyInput;
+    use crate::service::keys::DAY_MS;
     use crate::store::SqliteStore;
 
     fn caller(region: &str) -> Caller {
@@ -456,6 +500,205 @@ mod tests {
                 .unwrap()
                 .current_material_id,
             2
+        );
+    }
+
+    fn replicate_to(id: &str, region: &str) -> ReplicateInput {
+        ReplicateInput {
+            key_id: id.to_owned(),
+            replica_region: region.into(),
+            policy: None,
+            bypass_policy_lockout_safety_check: false,
+            description: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn invalid_state(r: Result<impl Sized>, what: &str) {
+        match r {
+            Err(Error::InvalidState(m)) => assert!(m.ends_with(&format!(" is {what}.")), "{m}"),
+            Err(e) => panic!("expected KMSInvalidStateException, got {e}"),
+            Ok(_) => panic!("expected KMSInvalidStateException"),
+        }
+    }
+
+    /// ScheduleKeyDeletion of a primary key with replicas: PendingReplicaDeletion
+    /// (no deletion date) until the last replica is purged, then PendingDeletion with
+    /// the waiting period starting at that purge.
+    #[tokio::test]
+    async fn primary_key_waits_for_its_replicas_to_be_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ks.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let (root, hex_key) = RootKey::generate().unwrap();
+        let authz: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::testing::AllowAll);
+        let svc = KeyService::load(store, root, Arc::clone(&authz))
+            .await
+            .unwrap();
+        let (east, west, eu) = (
+            caller("us-east-1"),
+            caller("us-west-2"),
+            caller("eu-west-1"),
+        );
+        let key = svc
+            .create_key(
+                &east,
+                CreateKeyInput {
+                    multi_region: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let empty = HashMap::new();
+        let blob = svc
+            .encrypt(&east, &key.id, b"east", &empty, None, false)
+            .await
+            .unwrap()
+            .ciphertext_blob;
+        svc.replicate_key(&east, replicate_to(&key.id, "us-west-2"))
+            .await
+            .unwrap();
+        svc.replicate_key(&east, replicate_to(&key.id, "eu-west-1"))
+            .await
+            .unwrap();
+
+        let scheduled = svc
+            .schedule_key_deletion(&east, &key.id, Some(7))
+            .await
+            .unwrap();
+        assert_eq!(scheduled.state, KeyState::PendingReplicaDeletion);
+        assert_eq!(scheduled.deletion_date_ms, None);
+        assert_eq!(scheduled.pending_window_days, Some(7));
+        // Unusable, not replicable, its primary Region fixed, not schedulable again.
+        invalid_state(
+            svc.encrypt(&east, &key.id, b"x", &empty, None, false).await,
+            "pending replica deletion",
+        );
+        invalid_state(
+            svc.decrypt(&east, &blob, &empty, None, None, false).await,
+            "pending replica deletion",
+        );
+        invalid_state(
+            svc.replicate_key(&east, replicate_to(&key.id, "ap-southeast-2"))
+                .await,
+            "pending replica deletion",
+        );
+        invalid_state(
+            svc.update_primary_region(&east, &key.id, "us-west-2").await,
+            "pending replica deletion",
+        );
+        invalid_state(
+            svc.schedule_key_deletion(&east, &key.id, None).await,
+            "pending replica deletion",
+        );
+        // The replicas are untouched.
+        svc.decrypt(&west, &blob, &empty, None, None, false)
+            .await
+            .unwrap();
+
+        // CancelKeyDeletion: back to Disabled, as from PendingDeletion.
+        svc.cancel_key_deletion(&east, &key.id).await.unwrap();
+        let canceled = svc.describe_key(&east, &key.id).await.unwrap();
+        assert_eq!(canceled.state, KeyState::Disabled);
+        assert_eq!(canceled.pending_window_days, None);
+        svc.schedule_key_deletion(&east, &key.id, Some(7))
+            .await
+            .unwrap();
+
+        // The state survives a restart.
+        svc.shutdown().await;
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let svc = KeyService::load(store, RootKey::from_hex(&hex_key).unwrap(), authz)
+            .await
+            .unwrap();
+        let primary = svc.describe_key(&east, &key.id).await.unwrap();
+        assert_eq!(primary.state, KeyState::PendingReplicaDeletion);
+        assert_eq!(primary.pending_window_days, Some(7));
+
+        let t0 = now_ms();
+        let replica_west = svc
+            .schedule_key_deletion(&west, &key.id, Some(7))
+            .await
+            .unwrap();
+        assert_eq!(replica_west.state, KeyState::PendingDeletion);
+        svc.schedule_key_deletion(&eu, &key.id, Some(10))
+            .await
+            .unwrap();
+        // Scheduled is not deleted: the primary still waits.
+        assert_eq!(svc.purge_expired_at(t0 + DAY_MS).await.unwrap(), 0);
+        assert_eq!(
+            svc.describe_key(&east, &key.id).await.unwrap().state,
+            KeyState::PendingReplicaDeletion
+        );
+        // One replica purged, one left.
+        assert_eq!(svc.purge_expired_at(t0 + 8 * DAY_MS).await.unwrap(), 1);
+        let primary = svc.describe_key(&east, &key.id).await.unwrap();
+        assert_eq!(primary.state, KeyState::PendingReplicaDeletion);
+        assert_eq!(primary.deletion_date_ms, None);
+        assert_eq!(
+            svc.multi_region_view(&primary).unwrap().replicas,
+            vec![(
+                key_arn("eu-west-1", &primary.account_id, &key.id),
+                "eu-west-1".into()
+            )]
+        );
+        // The last replica purged: the primary's waiting period begins then.
+        let t1 = t0 + 11 * DAY_MS;
+        assert_eq!(svc.purge_expired_at(t1).await.unwrap(), 1);
+        let primary = svc.describe_key(&east, &key.id).await.unwrap();
+        assert_eq!(primary.state, KeyState::PendingDeletion);
+        assert_eq!(primary.deletion_date_ms, Some(t1 + 7 * DAY_MS));
+        assert!(svc.multi_region_view(&primary).unwrap().replicas.is_empty());
+        invalid_state(
+            svc.encrypt(&east, &key.id, b"x", &empty, None, false).await,
+            "pending deletion",
+        );
+        assert_eq!(svc.purge_expired_at(t1 + 7 * DAY_MS - 1).await.unwrap(), 0);
+        assert_eq!(svc.purge_expired_at(t1 + 7 * DAY_MS).await.unwrap(), 1);
+        assert!(matches!(
+            svc.describe_key(&east, &key.id).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    /// Without replicas, a multi-Region primary key (and a replica key) goes straight
+    /// to PendingDeletion.
+    #[tokio::test]
+    async fn keys_without_replicas_are_pending_deletion_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ks.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let (root, _) = RootKey::generate().unwrap();
+        let authz: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::testing::AllowAll);
+        let svc = KeyService::load(store, root, authz).await.unwrap();
+        let (east, west) = (caller("us-east-1"), caller("us-west-2"));
+        let mrk = || CreateKeyInput {
+            multi_region: Some(true),
+            ..Default::default()
+        };
+        let lone = svc.create_key(&east, mrk()).await.unwrap();
+        let r = svc
+            .schedule_key_deletion(&east, &lone.id, None)
+            .await
+            .unwrap();
+        assert_eq!(r.state, KeyState::PendingDeletion);
+        assert!(r.deletion_date_ms.is_some());
+        assert_eq!(r.pending_window_days, Some(30));
+
+        let key = svc.create_key(&east, mrk()).await.unwrap();
+        svc.replicate_key(&east, replicate_to(&key.id, "us-west-2"))
+            .await
+            .unwrap();
+        let r = svc
+            .schedule_key_deletion(&west, &key.id, Some(7))
+            .await
+            .unwrap();
+        assert_eq!(r.state, KeyState::PendingDeletion);
+        assert!(r.deletion_date_ms.is_some());
+        assert_eq!(
+            svc.describe_key(&east, &key.id).await.unwrap().state,
+            KeyState::Enabled
         );
     }
 

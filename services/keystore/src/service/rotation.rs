@@ -114,8 +114,7 @@ impl<S: Store> KeyService<S> {
         require_rotatable(&record)?;
         // A key pending deletion reads as not rotating (the setting comes back if
         // the deletion is canceled).
-        let enabled =
-            record.rotation_period_days.is_some() && record.state != KeyState::PendingDeletion;
+        let enabled = record.rotation_period_days.is_some() && !record.state.is_pending_deletion();
         Ok(RotationStatus { record, enabled })
     }
 
@@ -309,7 +308,9 @@ fn require_enabled_record(r: &KeyRecord) -> Result<()> {
     match r.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", r.arn))),
-        KeyState::PendingDeletion => Err(super::pending_deletion(r)),
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
+            Err(super::pending_deletion(r))
+        }
         KeyState::PendingImport => Err(super::pending_import(r)),
     }
 }
