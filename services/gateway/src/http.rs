@@ -262,6 +262,13 @@ async fn process(
             .map(|e| e.vpce_id.as_str())
             .unwrap_or_default(),
     );
+    // Request quotas (per caller account and Region, shared by every
+    // endpoint): a throttled call goes no further and is not recorded.
+    if let Protocol::Kms(op) = &protocol {
+        state
+            .throttle
+            .check(&caller.account_id, &scope_region, op, &body)?;
+    }
     let ctx = RequestContext {
         request_id: request_id.to_string(),
         caller: Some(caller),

@@ -22,6 +22,7 @@ pub mod model;
 pub mod query;
 pub mod sigv4;
 pub mod sts;
+pub mod throttle;
 pub mod tls;
 
 use clients::Clients;
@@ -90,6 +91,21 @@ pub struct Config {
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "KMS_GATEWAY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Multiplier of AWS KMS's default request quotas (per account and Region;
+    /// `throttle`). 0: no default quota (`--quota` entries still apply).
+    #[arg(long, env = "KMS_QUOTA_SCALE", default_value_t = 1.0)]
+    pub quota_scale: f64,
+    /// A request quota, `<class>=<requests per second>` (repeatable; the
+    /// environment variable takes a comma-separated list): `symmetric`, `rsa`,
+    /// `ecc`, `ml-dsa`, `GenerateDataKeyPair/<KeyPairSpec>` or a management
+    /// operation (`CreateKey`). Absolute (not scaled); 0 lifts the quota.
+    #[arg(
+        long = "quota",
+        env = "KMS_QUOTAS",
+        value_delimiter = ',',
+        value_parser = throttle::parse_override
+    )]
+    pub quotas: Vec<throttle::QuotaOverride>,
 }
 
 impl Config {
@@ -107,6 +123,8 @@ impl Config {
             allow_non_loopback_interfaces: false,
             tls_cert: None,
             tls_key: None,
+            quota_scale: 1.0,
+            quotas: Vec::new(),
         }
     }
 }
@@ -136,6 +154,8 @@ pub struct State {
     /// public listener whose address no interface has is still the public
     /// endpoint's (`listeners::serve_connection`).
     pub interface_ips: std::sync::RwLock<Option<Arc<std::collections::HashSet<std::net::IpAddr>>>>,
+    /// The request quotas and every account's token buckets.
+    pub throttle: throttle::Throttle,
 }
 
 impl State {
@@ -200,8 +220,11 @@ pub async fn run_with_tls(
         (Some(_), _, _) => anyhow::bail!("a TLS listener needs --tls-cert and --tls-key"),
         (None, _, _) => anyhow::bail!("--tls-cert and --tls-key need a TLS listener"),
     };
+    let throttle =
+        throttle::Throttle::new(config.quota_scale, &config.quotas).map_err(anyhow::Error::msg)?;
     let clients = Clients::connect(&config)?;
     let state = Arc::new(State {
+        throttle,
         config,
         clients,
         kms_model: model::kms(),

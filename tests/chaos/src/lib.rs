@@ -298,6 +298,10 @@ impl Cluster {
                 url(Svc::Audit),
                 "--registry-url".into(),
                 url(Svc::Registry),
+                // The campaigns call without SDK retries, far above AWS's
+                // CreateKey quota (5/s): no request quotas here.
+                "--quota-scale".into(),
+                "0".into(),
             ]),
         }
         a

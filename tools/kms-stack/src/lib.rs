@@ -53,6 +53,22 @@ pub struct StackConfig {
     /// documentation accounts 111122223333 and 444455556666).
     #[arg(long, env = "KMS_BOOTSTRAP_FILE")]
     pub bootstrap_file: Option<PathBuf>,
+    /// Multiplier of AWS KMS's default request quotas, enforced by the gateway
+    /// per account and Region. The local stack defaults to 0 (no default
+    /// quota: test suites and tools here call without retries); 1 is AWS's
+    /// defaults, as the `kms-gateway` binary applies them.
+    #[arg(long, env = "KMS_QUOTA_SCALE", default_value_t = 0.0)]
+    pub quota_scale: f64,
+    /// A request quota, `<class>=<requests per second>` (repeatable; the
+    /// environment variable takes a comma-separated list), applied whatever
+    /// `--quota-scale` is; see `kms-gateway --help`.
+    #[arg(
+        long = "quota",
+        env = "KMS_QUOTAS",
+        value_delimiter = ',',
+        value_parser = kms_gateway::throttle::parse_override
+    )]
+    pub quotas: Vec<kms_gateway::throttle::QuotaOverride>,
 }
 
 impl StackConfig {
@@ -68,6 +84,8 @@ impl StackConfig {
             dns_port: 0,
             allow_non_loopback_interfaces: false,
             bootstrap_file: None,
+            quota_scale: 0.0,
+            quotas: Vec::new(),
         }
     }
 }
@@ -221,6 +239,8 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     cfg.additional_regions = config.additional_regions.clone();
     cfg.tls_cert = Some(tls_files.server_cert.clone());
     cfg.tls_key = Some(tls_files.server_key.clone());
+    cfg.quota_scale = config.quota_scale;
+    cfg.quotas = config.quotas.clone();
     tasks.push((
         "gateway",
         tokio::spawn(kms_gateway::run_with_tls(
