@@ -42,3 +42,36 @@ pub async fn start_stack_in_regions(
     );
     Ok(stack)
 }
+
+/// An AWS SDK for Rust KMS client of `account` (id, access key, secret) for
+/// `region`, pointed at the stack's public endpoint, without retries.
+pub fn kms_client(
+    stack: &Stack,
+    (_, akid, secret): (&str, &str, &str),
+    region: &str,
+) -> aws_sdk_kms::Client {
+    use aws_sdk_kms::config::{BehaviorVersion, Region};
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(format!("http://{}", stack.endpoint))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            akid, secret, None, None, "test",
+        ))
+        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+/// The AWS exception name of a failed SDK call (also for errors the KMS model
+/// does not list for the operation, such as AccessDeniedException).
+pub fn error_code<E, R>(err: aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(e) => e.code().unwrap_or("<none>").to_string(),
+        None => format!("not a service error: {err:?}"),
+    }
+}

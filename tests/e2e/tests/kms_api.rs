@@ -9,7 +9,6 @@
 //! import and opens a ciphertext under it), and every operation meets at least one
 //! of its modelled errors, asserted by the SDK's typed error variant.
 
-use aws_credential_types::Credentials;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest;
@@ -19,42 +18,20 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey};
 use aws_sdk_kms::Client;
-use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::{
     AlgorithmSpec, DataKeyPairSpec, ExpirationModelType, GrantConstraints, GrantOperation,
     KeyAgreementAlgorithmSpec, KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, MessageType,
     MultiRegionKeyType, OriginType, RotationType, SigningAlgorithmSpec, Tag, WrappingKeySpec,
 };
-use kms_e2e::{ACCOUNT_A, ACCOUNT_B, Stack, start_stack, start_stack_in_regions};
+use kms_e2e::{
+    ACCOUNT_A, ACCOUNT_B, error_code as code, kms_client as client, start_stack,
+    start_stack_in_regions,
+};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";
 const EU: &str = "eu-west-1";
-
-fn client(stack: &Stack, (_, akid, secret): (&str, &str, &str), region: &str) -> Client {
-    let conf = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region.to_string()))
-        .endpoint_url(format!("http://{}", stack.endpoint))
-        .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
-        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
-
-/// The AWS exception name of a failed SDK call (for errors the KMS model does
-/// not list for the operation, such as AccessDeniedException).
-fn code<E, R>(err: aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(e) => e.code().unwrap_or("<none>").to_string(),
-        None => format!("not a service error: {err:?}"),
-    }
-}
 
 fn root_arn(account: (&str, &str, &str)) -> String {
     format!("arn:aws:iam::{}:root", account.0)

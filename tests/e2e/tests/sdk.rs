@@ -1,34 +1,13 @@
 //! The AWS SDK for Rust (aws-sdk-kms) against the whole stack: every supported
 //! operation, the error cases, and restart persistence.
 
-use aws_credential_types::Credentials;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::config::{BehaviorVersion, Region};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyState, Tag};
-use kms_e2e::{ACCOUNT_A, ACCOUNT_B, Stack, start_stack};
+use kms_e2e::{ACCOUNT_A, ACCOUNT_B, Stack, error_code as code, start_stack};
 
-fn client(stack: &Stack, (_, akid, secret): (&str, &str, &str)) -> Client {
-    let conf = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://{}", stack.endpoint))
-        .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
-        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
-
-/// The AWS exception name of a failed SDK call.
-fn code<E, R>(err: aws_sdk_kms::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match err.as_service_error() {
-        Some(e) => e.code().unwrap_or("<none>").to_string(),
-        None => format!("not a service error: {err:?}"),
-    }
+fn client(stack: &Stack, account: (&str, &str, &str)) -> Client {
+    kms_e2e::kms_client(stack, account, "us-east-1")
 }
 
 #[tokio::test]
