@@ -68,6 +68,32 @@ pub fn register(addr: SocketAddr, routes: &Routes) -> Registration {
     Registration(Some(addr))
 }
 
+/// Serve `routes` on `listener` until `shutdown`, as every service does: the
+/// server span of each request ([`crate::server_span`]), TCP_NODELAY on accepted
+/// connections (Nagle and delayed ACKs would hold small replies back by ~40 ms),
+/// and, while it serves, a [`register`]ed entry for in-process callers, dropped
+/// before this returns so that what the caller drains next is no longer reachable.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let registration = listener
+        .local_addr()
+        .map(|addr| register(addr, &routes))
+        .ok();
+    let served = tonic::transport::Server::builder()
+        .trace_fn(crate::server_span)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await;
+    drop(registration);
+    served
+}
+
 fn lookup(addr: SocketAddr) -> Option<Routes> {
     SERVERS
         .read()

@@ -100,20 +100,8 @@ pub async fn run(
 
     let routes = tonic::service::Routes::new(health_service)
         .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))));
-    // The one-process stack calls this server in-process (no socket).
-    let local = kms_telemetry::local::register(listener.local_addr()?, &routes);
-    let served = tonic::transport::Server::builder()
-        .trace_fn(kms_telemetry::server_span)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            // Nagle + delayed ACKs would hold back small gRPC replies by ~40 ms.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
-    // Unregistered: the directory's copy of the routes (and the handles it holds)
-    // is gone, so what follows can drain.
-    drop(local);
+    // Also reachable in-process while it serves (the one-process stack).
+    let served = kms_telemetry::local::serve(listener, routes, shutdown).await;
 
     sweeper.abort();
     let _ = sweeper.await;

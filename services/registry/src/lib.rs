@@ -107,18 +107,7 @@ pub async fn serve<S: Store>(
     let routes = tonic::service::Routes::new(health_service).add_service(RegistryServer::new(
         RegistryService::new(registry, stopping),
     ));
-    // The one-process stack calls this server in-process (no socket).
-    let local = kms_telemetry::local::register(listener.local_addr()?, &routes);
-    let served = tonic::transport::Server::builder()
-        .trace_fn(kms_telemetry::server_span)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            // Nagle + delayed ACKs would hold back small gRPC replies by ~40 ms.
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
-    drop(local);
-    served?;
+    // Also reachable in-process while it serves (the one-process stack).
+    kms_telemetry::local::serve(listener, routes, shutdown).await?;
     Ok(())
 }
