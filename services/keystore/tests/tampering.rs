@@ -43,9 +43,9 @@ struct App {
 /// authz and the key store on pre-bound 127.0.0.1 ports, fresh databases in a temp dir.
 async fn spawn_app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let authz_listener = bind_nodelay();
+    let authz_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let authz_addr = authz_listener.local_addr().unwrap();
-    let listener = bind_nodelay();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (authz_stop, authz_stopped) = oneshot::channel::<()>();
     let authz = tokio::spawn(kms_authz::run(
@@ -74,16 +74,6 @@ async fn spawn_app() -> App {
         servers: vec![server, authz],
         _dir: dir,
     }
-}
-
-/// A 127.0.0.1 listener whose accepted sockets have TCP_NODELAY (Linux copies it from the
-/// listening socket). The services do not set it on accepted connections, and without it
-/// Nagle's algorithm against delayed ACKs stalls some responses by 40 ms on loopback.
-fn bind_nodelay() -> tokio::net::TcpListener {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_nodelay(true).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    socket.listen(1024).unwrap()
 }
 
 fn config(dir: &Path) -> Config {
