@@ -4,8 +4,10 @@
 //! scope, signing key, signature, session token), the two halves of one `Authenticate` call.
 //!
 //! Every vector that can reach the gateway as an HTTP request must give the suite's string to
-//! sign and be accepted; every mutation of an accepted request must be refused with KMS's
-//! exception name and message.
+//! sign and be accepted, except those signed without URI path normalization (S3's rule), which
+//! a service other than S3 refuses; every mutation of an accepted request must be refused with
+//! KMS's exception name and message, and only a path that normalizes to the signed one is
+//! the same request.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,26 +36,17 @@ const SKEW: Duration = Duration::from_secs(300);
 /// (SDKs send `%20`), and these cannot reach the verifier.
 const NOT_ON_THE_WIRE: &[&str] = &["get-space-normalized", "get-space-unnormalized"];
 
-/// Vectors the gateway knowingly frames differently from the suite (it does not normalize
-/// the URI path: KMS requests are always `POST /`). For these the gateway's string to sign must
-/// differ and the suite's signature must be refused (fail closed), so fixing the divergence
-/// makes this test fail until the entry is removed.
-const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
-    ("get-relative-normalized", "no removal of dot segments"),
-    (
-        "get-relative-relative-normalized",
-        "no removal of dot segments",
-    ),
-    (
-        "get-slash-dot-slash-normalized",
-        "no removal of dot segments",
-    ),
-    ("get-slash-normalized", "no merging of repeated slashes"),
-    (
-        "get-slash-pointless-dot-normalized",
-        "no removal of dot segments",
-    ),
-    ("get-slashes-normalized", "no merging of repeated slashes"),
+/// Vectors signed over the URI path as sent (`"normalize": false`, S3's rule) whose path
+/// normalization changes. Every AWS service but S3 signs and verifies the normalized path
+/// (dot segments removed, repeated slashes merged), so the gateway frames each exactly like
+/// its `-normalized` twin, the same request on the wire, and refuses its signature.
+const SIGNED_UNNORMALIZED: &[&str] = &[
+    "get-relative-relative-unnormalized",
+    "get-relative-unnormalized",
+    "get-slash-dot-slash-unnormalized",
+    "get-slash-pointless-dot-unnormalized",
+    "get-slash-unnormalized",
+    "get-slashes-unnormalized",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -66,6 +59,8 @@ struct Vector {
     token: Option<String>,
     region: String,
     service: String,
+    /// Whether the suite signed the normalized URI path.
+    normalize: bool,
     method: String,
     target: String,
     headers: Vec<(String, String)>,
@@ -127,6 +122,7 @@ fn load(name: &str) -> Vector {
         token: creds["token"].as_str().map(str::to_owned),
         region: context["region"].as_str().unwrap().to_owned(),
         service: context["service"].as_str().unwrap().to_owned(),
+        normalize: context["normalize"].as_bool().expect("normalize flag"),
         method,
         target,
         headers,
@@ -186,6 +182,18 @@ impl Wire {
     fn set(&mut self, name: &'static str, value: &str) {
         self.headers
             .insert(name, HeaderValue::from_str(value).expect("header value"));
+    }
+
+    /// The same request sent to another path (same query).
+    fn with_path(&self, path: &str) -> Self {
+        let target = match self.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        Self {
+            uri: target.parse().unwrap_or_else(|e| panic!("{target}: {e}")),
+            ..self.clone()
+        }
     }
 }
 
@@ -295,7 +303,7 @@ fn assert_refused(r: Result<AccessKey, AwsError>, code: &str, message: &str, wha
 async fn every_vector_is_framed_and_verified_as_the_suite_says() {
     let vectors = all_vectors();
     assert_eq!(vectors.len(), 38, "vectors under {}", data_dir().display());
-    let (mut accepted, mut diverging, mut unreachable) = (0, 0, 0);
+    let (mut accepted, mut unnormalized, mut unreachable) = (0, 0, 0);
     let mut failures = Vec::new();
     for v in &vectors {
         assert_eq!(
@@ -320,19 +328,37 @@ async fn every_vector_is_framed_and_verified_as_the_suite_says() {
         let framed = frame(&wire).unwrap_or_else(|e| panic!("{}: {e:?}", v.name));
         assert_eq!(framed.signature, v.signature, "{}", v.name);
         let result = auth.authenticate(&framed).await.map_err(AwsError::from);
-        if let Some((_, why)) = KNOWN_DIVERGENCES.iter().find(|(n, _)| *n == v.name) {
+        if SIGNED_UNNORMALIZED.contains(&v.name.as_str()) {
+            assert!(!v.normalize, "{}: listed as signed unnormalized", v.name);
+            // The same request on the wire as its normalized twin, but for the signature;
+            // the gateway frames both alike: the twin's string to sign.
+            let twin = load(&v.name.replace("-unnormalized", "-normalized"));
+            assert!(twin.normalize, "{}", twin.name);
+            assert_eq!(
+                (&v.method, &v.target, &v.body),
+                (&twin.method, &twin.target, &twin.body)
+            );
+            let strip = |h: &[(String, String)]| -> Vec<(String, String)> {
+                h.iter()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"))
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(strip(&v.headers), strip(&twin.headers), "{}", v.name);
+            assert_ne!(v.signature, twin.signature, "{}", v.name);
             assert_ne!(
                 framed.string_to_sign, v.string_to_sign,
-                "{}: listed as diverging ({why}) but now matches the suite",
+                "{}: the suite's unnormalized string to sign",
                 v.name
             );
+            assert_eq!(framed.string_to_sign, twin.string_to_sign, "{}", v.name);
             assert_refused(
                 result,
                 "InvalidSignatureException",
                 SIGNATURE_MISMATCH,
                 &v.name,
             );
-            diverging += 1;
+            unnormalized += 1;
             continue;
         }
         if framed.string_to_sign != v.string_to_sign {
@@ -341,6 +367,11 @@ async fn every_vector_is_framed_and_verified_as_the_suite_says() {
                 v.name, framed.string_to_sign, v.string_to_sign
             ));
             continue;
+        }
+        if !v.normalize {
+            // Signed over the path as sent: accepted only because it is already normal.
+            let path = wire.uri.path();
+            assert_eq!(sigv4::normalize_uri_path(path), path, "{}", v.name);
         }
         match result {
             Ok(key) => {
@@ -352,10 +383,46 @@ async fn every_vector_is_framed_and_verified_as_the_suite_says() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert_eq!(accepted + diverging + unreachable, vectors.len());
-    assert_eq!(diverging, KNOWN_DIVERGENCES.len());
+    assert_eq!(accepted + unnormalized + unreachable, vectors.len());
+    assert_eq!(accepted, 30);
+    assert_eq!(unnormalized, SIGNED_UNNORMALIZED.len());
     assert_eq!(unreachable, NOT_ON_THE_WIRE.len());
-    eprintln!("{accepted} accepted, {diverging} known divergences, {unreachable} not on the wire");
+    eprintln!(
+        "{accepted} accepted, {unnormalized} signed unnormalized refused, {unreachable} not on the wire"
+    );
+}
+
+#[tokio::test]
+async fn normalized_path_vectors_verify() {
+    // The twins of `SIGNED_UNNORMALIZED`: dot segments and repeated slashes, signed as every
+    // AWS service but S3 signs them, over the normalized path.
+    for (name, canonical_path) in [
+        ("get-relative-normalized", "/"),
+        ("get-relative-relative-normalized", "/"),
+        ("get-slash-dot-slash-normalized", "/"),
+        ("get-slash-normalized", "/"),
+        ("get-slash-pointless-dot-normalized", "/example"),
+        ("get-slashes-normalized", "/example/"),
+    ] {
+        let v = load(name);
+        assert!(v.normalize, "{name}");
+        let wire = Wire::from_vector(&v).expect("on the wire");
+        assert_ne!(
+            wire.uri.path(),
+            canonical_path,
+            "{name}: a path to normalize"
+        );
+        assert_eq!(sigv4::normalize_uri_path(wire.uri.path()), canonical_path);
+        let canonical = read(&data_dir().join(name), "header-canonical-request.txt");
+        assert_eq!(canonical.lines().nth(1), Some(canonical_path), "{name}");
+        let framed = frame(&wire).unwrap();
+        assert_eq!(framed.string_to_sign, v.string_to_sign, "{name}");
+        let (auth, _) = authenticator(&v, SIGNED_AT);
+        let key = authenticate(&auth, &wire)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(key.access_key_id, v.access_key_id);
+    }
 }
 
 /// The vectors that are accepted as they are, as requests.
@@ -364,7 +431,7 @@ fn accepted_vectors() -> Vec<(Vector, Wire)> {
         .into_iter()
         .filter(|v| {
             !NOT_ON_THE_WIRE.contains(&v.name.as_str())
-                && !KNOWN_DIVERGENCES.iter().any(|(n, _)| *n == v.name)
+                && !SIGNED_UNNORMALIZED.contains(&v.name.as_str())
         })
         .map(|v| {
             let w = Wire::from_vector(&v).expect("on the wire");
@@ -543,6 +610,33 @@ async fn mutations_of_signed_requests_are_refused() {
                 }
                 refused += 1;
             }
+        }
+
+        // The path: only one that normalizes to the signed path is the same request.
+        let path = wire.uri.path().to_owned();
+        for same in [
+            format!("/.{path}"),
+            format!("/{path}"),
+            format!("/x/..{path}"),
+        ] {
+            authenticate(&auth, &wire.with_path(&same))
+                .await
+                .unwrap_or_else(|e| panic!("{name}: path {path} sent as {same}: {e:?}"));
+        }
+        for other in [
+            format!("{path}x"),
+            format!("/x{path}"),
+            // An encoded dot is not a dot segment.
+            format!("/%2E{path}"),
+            format!("/..x{path}"),
+        ] {
+            assert_refused(
+                authenticate(&auth, &wire.with_path(&other)).await,
+                "InvalidSignatureException",
+                SIGNATURE_MISMATCH,
+                &format!("{name}: path {path} sent as {other}"),
+            );
+            refused += 1;
         }
 
         // Headers that are not signed do not matter (control).

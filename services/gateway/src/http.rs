@@ -60,11 +60,42 @@ fn http_date() -> String {
         .unwrap_or_default()
 }
 
+/// Whether the request's Host is ambiguous: more than one Host field line, or
+/// none in an HTTP/1.1 request. RFC 9112 section 3.2: "A server MUST respond
+/// with a 400 (Bad Request) status code to any HTTP/1.1 request message that
+/// lacks a Host header field and to any request message that contains more than
+/// one Host header field line". A signature over two Host lines verifies (SigV4
+/// joins their values), and a proxy in front may have routed or checked the
+/// request by either one. The Host never decides the endpoint here (the local
+/// address does); this is about not executing a request whose framing is
+/// ambiguous.
+fn ambiguous_host<B>(req: &hyper::Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => true,
+        (None, _) => req.version() == http::Version::HTTP_11,
+        (Some(_), None) => false,
+    }
+}
+
+/// A bare 400 that closes the connection, as hyper answers a request it cannot
+/// frame: nothing was run, and nothing more is read from this connection.
+fn bad_request() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::BAD_REQUEST;
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 pub async fn handle(
     state: Arc<State>,
     conn: Arc<ConnInfo>,
     req: hyper::Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if ambiguous_host(&req) {
+        return Ok(bad_request());
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let query_service = query_service(req.headers());
     let started = std::time::Instant::now();
@@ -389,4 +420,41 @@ async fn authenticate(
         .into_inner();
     let caller = resp.caller.ok_or_else(AwsError::internal)?;
     Ok((caller, auth.scope_service, auth.scope_region))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: http::Version, hosts: &[&str]) -> http::Request<()> {
+        let mut b = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .version(version);
+        for h in hosts {
+            b = b.header(http::header::HOST, *h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn a_request_needs_exactly_one_host() {
+        use http::Version;
+        for v in [Version::HTTP_10, Version::HTTP_11, Version::HTTP_2] {
+            assert!(!ambiguous_host(&request(
+                v,
+                &["kms.us-east-1.amazonaws.com"]
+            )));
+            // Two lines, whether they agree or not.
+            assert!(ambiguous_host(&request(v, &["a.example", "b.example"])));
+            assert!(ambiguous_host(&request(v, &["a.example", "a.example"])));
+        }
+        // HTTP/1.1 requires one; HTTP/1.0 has none; HTTP/2 carries :authority.
+        assert!(ambiguous_host(&request(Version::HTTP_11, &[])));
+        assert!(!ambiguous_host(&request(Version::HTTP_10, &[])));
+        assert!(!ambiguous_host(&request(Version::HTTP_2, &[])));
+        let r = bad_request();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.headers()[http::header::CONNECTION], "close");
+    }
 }

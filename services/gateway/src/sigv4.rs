@@ -3,7 +3,12 @@
 //! The gateway parses the `Authorization` header and builds the string to sign
 //! from the request exactly as received; authz holds the secrets and checks the
 //! signature. Only the payload hash computed here from the received body is
-//! used, so a client cannot sign one body and send another.
+//! used, so a client cannot sign one body and send another. The URI path is
+//! normalized as for every AWS service but S3 (dot segments removed, repeated
+//! slashes merged, `normalize_uri_path`); the gateway does not route on the
+//! path, so `/`, `//` and `/./` are the same service root.
+
+use std::borrow::Cow;
 
 use aws_lc_rs::digest;
 use http::HeaderMap;
@@ -145,11 +150,57 @@ fn uri_encode(s: &[u8], keep_slash: bool, out: &mut String) {
     }
 }
 
-/// Canonical URI for services other than S3: the path as sent, encoded again.
-fn canonical_uri(path: &str) -> String {
+/// The URI path as services other than S3 sign it: RFC 3986 section 5.2.4
+/// (remove_dot_segments) with repeated slashes merged, as the SDKs normalize it
+/// before signing ("Create a canonical request": "Normalize URI paths according to
+/// RFC 3986. Remove redundant and relative path components.").
+///
+/// Works on the path as sent (still percent-encoded): only literal `.` and `..`
+/// segments are dot segments, so `%2E` stays a segment of its own, as the SDKs
+/// see it. `..` above the root stays at the root; a path that ends in a slash,
+/// or in a `.` or `..` segment, keeps (or gets) a trailing slash (RFC 3986:
+/// `/a/b/..` is `/a/`); the empty path is `/`. This is aws-sigv4's
+/// `normalize_uri_path` (the AWS test suite's source, the Rust SDK); botocore's
+/// `remove_dot_segments` agrees except that it drops that trailing slash after a
+/// final `.` or `..` segment (`/a/b/..` is `/a` there), a path no KMS client
+/// sends: every KMS request is `POST /`.
+pub fn normalize_uri_path(path: &str) -> Cow<'_, str> {
     if path.is_empty() {
-        return "/".into();
+        return Cow::Borrowed("/");
     }
+    // The common case (`/`, any path without dot segments or empty segments)
+    // costs no allocation.
+    let has_dot_segment = path.split('/').any(|s| s == "." || s == "..");
+    if path.starts_with('/') && !has_dot_segment && !path.contains("//") {
+        return Cow::Borrowed(path);
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let trailing_slash = matches!(last, "" | "." | "..") && !segments.is_empty();
+    let mut out = String::with_capacity(path.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash || out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+/// Canonical URI for services other than S3: the normalized path, encoded again
+/// (the path as sent is already percent-encoded once).
+fn canonical_uri(path: &str) -> String {
+    let path = normalize_uri_path(path);
     let mut out = String::with_capacity(path.len());
     uri_encode(path.as_bytes(), true, &mut out);
     out
@@ -283,6 +334,71 @@ mod tests {
         assert_eq!(canonical_query(Some("b=2&a=1&a=0")), "a=0&a=1&b=2");
         assert_eq!(canonical_query(Some("k=a%20b")), "k=a%20b");
         assert_eq!(canonical_uri("/a b"), "/a%20b");
+    }
+
+    #[test]
+    fn uri_paths_are_normalized_as_rfc_3986_with_slashes_merged() {
+        for (path, normalized) in [
+            ("", "/"),
+            ("/", "/"),
+            ("//", "/"),
+            ("///", "/"),
+            ("/.", "/"),
+            ("/./", "/"),
+            ("/..", "/"),
+            ("/../", "/"),
+            ("/../..", "/"),
+            ("/../a", "/a"),
+            ("/a/./b/../c//d", "/a/c/d"),
+            ("/a/b/c/./../../g", "/a/g"),
+            ("/example/..", "/"),
+            ("/example1/example2/../..", "/"),
+            ("/./example", "/example"),
+            ("//example//", "/example/"),
+            ("/a/b/..", "/a/"),
+            ("/a/b/.", "/a/b/"),
+            ("/a/b/", "/a/b/"),
+            ("/a//b", "/a/b"),
+            ("/a/b", "/a/b"),
+            ("a/b", "/a/b"),
+            ("/mid/content=5/../6", "/mid/6"),
+            // Only literal dots are dot segments; dots inside a segment are not.
+            ("/a/%2E/b", "/a/%2E/b"),
+            ("/a/%2e%2e/b", "/a/%2e%2e/b"),
+            ("/a/.../b", "/a/.../b"),
+            ("/a/..b/.c", "/a/..b/.c"),
+            ("/a%2Fb//c", "/a%2Fb/c"),
+        ] {
+            assert_eq!(normalize_uri_path(path), normalized, "{path:?}");
+            // Normalizing is idempotent.
+            assert_eq!(normalize_uri_path(normalized), normalized, "{normalized:?}");
+        }
+        // Already normal paths are borrowed, not copied.
+        for path in ["/", "/a/b", "/a/b/", "/a/..b"] {
+            assert!(
+                matches!(normalize_uri_path(path), Cow::Borrowed(_)),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_uri_encodes_the_normalized_path_again() {
+        assert_eq!(canonical_uri("//"), "/");
+        assert_eq!(canonical_uri("/./"), "/");
+        assert_eq!(canonical_uri("/a b/../c d"), "/c%20d");
+        // The path as sent is encoded once; the canonical URI encodes it again.
+        assert_eq!(canonical_uri("/a%20b//c"), "/a%2520b/c");
+        assert_eq!(canonical_uri("/%2E/x"), "/%252E/x");
+    }
+
+    #[test]
+    fn request_targets_with_dot_segments_and_slashes_sign_as_the_root() {
+        // `//` and `/./` as hyper hands them over (origin-form request targets).
+        for target in ["/", "//", "/./", "/a/..", "/./?", "//?"] {
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(canonical_uri(uri.path()), "/", "{target}");
+        }
     }
 
     #[test]
