@@ -3,7 +3,7 @@
 # containers, wait until every healthcheck passes, drive the published
 # endpoint with boto3, run a client container inside each of the two VPC
 # networks (private DNS, endpoint-specific DNS), and tear everything down
-# (volumes included).
+# (volumes included). Internal gRPC is checked to be mutual TLS only.
 # Usage: scripts/compose-smoke.sh [debug|release]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +35,14 @@ if [ "$unhealthy" != 0 ]; then
 fi
 COMPOSE="${compose[*]}" COMPOSE_PROJECT="$project" \
   KMS_ENDPOINT="http://127.0.0.1:$KMS_PUBLIC_PORT" python3 tests/compose/smoke.py
+# Internal gRPC is mutual TLS: from the backend network, a plaintext probe of
+# the keystore gets nothing, and the same probe with the internal CA's `ops`
+# certificate (the control) gets SERVING.
+probe=(docker run --rm --network "${project}_backend" kms-vpce:latest kms-health grpc keystore:50053)
+if "${probe[@]}"; then
+  echo "plaintext gRPC reached the keystore"; exit 1
+fi
+docker run --rm --network "${project}_backend" -v "${project}_internal-gateway:/internal-tls:ro" \
+  -e KMS_INTERNAL_TLS_DIR=/internal-tls kms-vpce:latest kms-health grpc keystore:50053 keystore \
+  || { echo "the ops role could not probe the keystore over mutual TLS"; exit 1; }
+echo "compose smoke: internal gRPC refuses plaintext, serves mutual TLS"

@@ -12,11 +12,16 @@
 //!   one API call is one trace across gateway, authz, keystore, registry and
 //!   audit.
 //!
+//! - Internal transport: [`local`] (in-process calls in the one-process stack,
+//!   and the server loop of every service) and [`tls`] (mutual TLS on every
+//!   hop between processes, with a per-server allowlist of caller roles).
+//!
 //! Spans carry operation names, key ids, accounts, endpoint ids, decisions and
 //! error codes, never a secret: no plaintext, key material, signature or
 //! credential is ever a span field.
 
 pub mod local;
+pub mod tls;
 
 use std::time::Duration;
 

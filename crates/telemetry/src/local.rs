@@ -73,23 +73,43 @@ pub fn register(addr: SocketAddr, routes: &Routes) -> Registration {
 /// connections (Nagle and delayed ACKs would hold small replies back by ~40 ms),
 /// and, while it serves, a [`register`]ed entry for in-process callers, dropped
 /// before this returns so that what the caller drains next is no longer reachable.
+///
+/// With `tls` every connection is mutual TLS and every call is checked against
+/// the allowlist of the server's role ([`crate::tls`]); the listening socket
+/// is closed before this returns. Without it, plaintext h2c (tests, and
+/// binaries whose operator opted out).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: Routes,
+    tls: Option<&crate::tls::InternalTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let registration = listener
         .local_addr()
         .map(|addr| register(addr, &routes))
         .ok();
-    let served = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .trace_fn(crate::server_span)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
+        .layer(crate::tls::GuardLayer(tls.map(|t| t.role())))
+        .add_routes(routes);
+    let served = match tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
+        Some(tls) => {
+            let (incoming, accepting) = crate::tls::incoming(listener, tls);
+            let served = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+            accepting.stop().await;
+            served
+        }
+    };
     drop(registration);
     served
 }

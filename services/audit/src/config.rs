@@ -66,6 +66,9 @@ pub struct Config {
     /// Default: `cloudtrail-digest-signing-key.p8` next to the log dir.
     #[arg(long = "digest-key-file", env = "KMS_AUDIT_DIGEST_KEY_FILE")]
     pub digest_key_file: Option<PathBuf>,
+    /// Mutual TLS of the gRPC server (and of its clients of other services).
+    #[command(flatten)]
+    pub internal_tls: kms_telemetry::tls::InternalTlsConfig,
 }
 
 impl Config {
@@ -81,6 +84,7 @@ impl Config {
             trail_name: "management-events".into(),
             region: "us-east-1".into(),
             digest_key_file: None,
+            internal_tls: Default::default(),
         }
     }
 

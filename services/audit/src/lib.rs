@@ -42,6 +42,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = config.internal_tls.load(kms_telemetry::tls::Role::Audit)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_not_serving::<AuditServer<AuditService<SqliteStore>>>()
@@ -63,7 +64,7 @@ pub async fn run(
 
     let routes = tonic::service::Routes::new(health_service).add_service(AuditServer::new(service));
     // Also reachable in-process while it serves (the one-process stack).
-    let served = kms_telemetry::local::serve(listener, routes, shutdown).await;
+    let served = kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await;
     // The server and with it every Appender handle is gone: the writer finishes what is
     // queued and stops.
     if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {

@@ -1,5 +1,7 @@
 //! The standalone audit server: `kms-audit --listen 127.0.0.1:50054`, and
 //! `kms-audit validate-logs --log-dir DIR --account ACCT --region R --public-key-der FILE`.
+//! The server speaks mutual TLS as the `audit` role (`--internal-tls-dir`; caller:
+//! the gateway); `validate-logs --audit-url` calls it as the `ops` role.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +43,8 @@ enum Command {
         #[arg(long = "public-key-der", required_unless_present = "audit_url")]
         public_key_der: Vec<PathBuf>,
         /// Or take the public keys from a running audit service's ListPublicKeys,
-        /// e.g. `http://127.0.0.1:50054`.
+        /// e.g. `http://127.0.0.1:50054` (over mutual TLS as the `ops` role with
+        /// `--internal-tls-dir` / `KMS_INTERNAL_TLS_DIR`, given before the subcommand).
         #[arg(long = "audit-url")]
         audit_url: Option<String>,
         /// Also print the valid files.
@@ -56,17 +59,26 @@ async fn validate(
     region: String,
     bucket: String,
     key_files: Vec<PathBuf>,
-    audit_url: Option<String>,
+    audit: Option<(String, kms_telemetry::tls::InternalTlsConfig)>,
     verbose: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut public_keys = Vec::new();
     for f in key_files {
         public_keys.push(std::fs::read(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?);
     }
-    if let Some(url) = audit_url {
+    if let Some((url, internal_tls)) = audit {
         use kms_proto::audit::v1::{ListPublicKeysRequest, audit_client::AuditClient};
         let keys = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-            let mut client = AuditClient::connect(url).await?;
+            let endpoint = tonic::transport::Endpoint::from_shared(url)?;
+            // The `ops` role may read the public keys over mutual TLS.
+            let channel = match internal_tls.load(kms_telemetry::tls::Role::Ops)? {
+                Some(tls) => {
+                    tls.connect(&endpoint, kms_telemetry::tls::Role::Audit)
+                        .await?
+                }
+                None => endpoint.connect().await?,
+            };
+            let mut client = AuditClient::new(channel);
             anyhow::Ok(
                 client
                     .list_public_keys(ListPublicKeysRequest::default())
@@ -123,12 +135,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             region,
             bucket,
             public_key_der,
-            audit_url,
+            audit_url.map(|url| (url, cli.config.internal_tls)),
             verbose,
         )
         .await;
     }
     let _telemetry = kms_telemetry::init("kms-audit")?;
+    // Secure by default: mutual TLS unless the operator opted out.
+    cli.config.internal_tls.check()?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     kms_audit::run(listener, cli.config, async {
         let _ = tokio::signal::ctrl_c().await;

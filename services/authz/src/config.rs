@@ -26,6 +26,9 @@ pub struct Config {
         default_value_t = 300
     )]
     pub max_clock_skew_secs: u64,
+    /// Mutual TLS of the gRPC server (and of its clients of other services).
+    #[command(flatten)]
+    pub internal_tls: kms_telemetry::tls::InternalTlsConfig,
 }
 
 impl Config {
@@ -35,6 +38,7 @@ impl Config {
             database_url: database_url.into(),
             bootstrap_file: None,
             max_clock_skew_secs: 300,
+            internal_tls: Default::default(),
         }
     }
 }

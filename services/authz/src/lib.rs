@@ -48,6 +48,7 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tls = config.internal_tls.load(kms_telemetry::tls::Role::Authz)?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_not_serving::<AuthzServer<AuthzService<SqliteStore>>>()
@@ -70,7 +71,7 @@ pub async fn run_with_clock(
 
     let routes = tonic::service::Routes::new(health_service).add_service(AuthzServer::new(service));
     // Also reachable in-process while it serves (the one-process stack).
-    kms_telemetry::local::serve(listener, routes, shutdown).await?;
+    kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The standalone authz server: `kms-authz --listen 127.0.0.1:50052`.
+//! The standalone authz server: `kms-authz --listen 127.0.0.1:50052
+//! --internal-tls-dir DIR` (mutual TLS as the `authz` role; callers: gateway, keystore).
 
 use std::net::SocketAddr;
 
@@ -21,6 +22,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = kms_telemetry::init("kms-authz")?;
+    // Secure by default: mutual TLS unless the operator opted out.
+    cli.config.internal_tls.check()?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     kms_authz::run(listener, cli.config, async {
         let _ = tokio::signal::ctrl_c().await;

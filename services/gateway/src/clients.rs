@@ -4,7 +4,8 @@
 //! serializes on its own framing, a few spread the load over the runtime.
 //! Every request carries the caller's trace context (`traceparent`). A backend
 //! living in this process (the one-process stack) is called in-process
-//! (`kms_telemetry::local`).
+//! (`kms_telemetry::local`); one in another process over mutual TLS as the
+//! `gateway` role (`kms_telemetry::tls`), verified as the backend's role.
 
 use kms_proto::audit::v1::audit_client::AuditClient;
 use kms_proto::authz::v1::authz_client::AuthzClient;
@@ -12,11 +13,12 @@ use kms_proto::error::AwsError;
 use kms_proto::keystore::v1::key_store_client::KeyStoreClient;
 use kms_proto::registry::v1::{ResolveListenerRequest, registry_client::RegistryClient};
 use kms_telemetry::local::Transport;
+use kms_telemetry::tls::{InternalTls, Role};
 use kms_telemetry::{Traced, traced};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 /// Deadline for authz and registry calls.
 const CONTROL_DEADLINE: Duration = Duration::from_secs(2);
@@ -29,15 +31,21 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(url: &str, n: usize, deadline: Duration) -> anyhow::Result<Self> {
+    fn new(
+        url: &str,
+        n: usize,
+        deadline: Duration,
+        tls: Option<&InternalTls>,
+        server: Role,
+    ) -> anyhow::Result<Self> {
         let channels = (0..n.max(1))
             .map(|_| {
-                let channel = Endpoint::from_shared(url.to_string())?
+                let endpoint = Endpoint::from_shared(url.to_string())?
                     .timeout(deadline)
                     .connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .connect_lazy();
+                    .http2_keep_alive_interval(Duration::from_secs(30));
+                let channel = kms_telemetry::tls::channel(&endpoint, tls, server);
                 Ok(Transport::new(url, channel, deadline))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -58,17 +66,28 @@ pub struct Clients {
     keystore: Pool,
     audit: Pool,
     registry: Pool,
+    /// The gateway's internal certificate (`None`: plaintext).
+    tls: Option<InternalTls>,
 }
 
 impl Clients {
     pub fn connect(config: &crate::Config) -> anyhow::Result<Self> {
         let n = config.grpc_connections;
+        let tls = config.internal_tls.load(Role::Gateway)?;
+        let t = tls.as_ref();
         Ok(Self {
-            authz: Pool::new(&config.authz_url, n, CONTROL_DEADLINE)?,
-            keystore: Pool::new(&config.keystore_url, n, DATA_DEADLINE)?,
-            audit: Pool::new(&config.audit_url, n, DATA_DEADLINE)?,
-            registry: Pool::new(&config.registry_url, 1, CONTROL_DEADLINE)?,
+            authz: Pool::new(&config.authz_url, n, CONTROL_DEADLINE, t, Role::Authz)?,
+            keystore: Pool::new(&config.keystore_url, n, DATA_DEADLINE, t, Role::Keystore)?,
+            audit: Pool::new(&config.audit_url, n, DATA_DEADLINE, t, Role::Audit)?,
+            registry: Pool::new(&config.registry_url, 1, CONTROL_DEADLINE, t, Role::Registry)?,
+            tls,
         })
+    }
+
+    /// A channel of its own to `endpoint` (e.g. a long-lived stream without the
+    /// unary deadline), with the same transport security as the pools.
+    pub fn channel(&self, endpoint: &Endpoint, server: Role) -> Channel {
+        kms_telemetry::tls::channel(endpoint, self.tls.as_ref(), server)
     }
 
     pub fn authz(&self) -> AuthzClient<Traced> {

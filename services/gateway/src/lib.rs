@@ -106,6 +106,9 @@ pub struct Config {
         value_parser = throttle::parse_override
     )]
     pub quotas: Vec<throttle::QuotaOverride>,
+    /// Mutual TLS of the calls to the backends (the `gateway` role).
+    #[command(flatten)]
+    pub internal_tls: kms_telemetry::tls::InternalTlsConfig,
 }
 
 impl Config {
@@ -125,6 +128,7 @@ impl Config {
             tls_key: None,
             quota_scale: 1.0,
             quotas: Vec::new(),
+            internal_tls: Default::default(),
         }
     }
 }

@@ -238,10 +238,11 @@ pub(crate) async fn follow_interfaces(
     let mut backoff = BACKOFF_START;
     // A channel of its own, without the unary deadline: the stream is long-lived.
     let channel = match tonic::transport::Endpoint::from_shared(state.config.registry_url.clone()) {
-        Ok(e) => e
-            .connect_timeout(Duration::from_secs(2))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .connect_lazy(),
+        Ok(e) => state.clients.channel(
+            &e.connect_timeout(Duration::from_secs(2))
+                .http2_keep_alive_interval(Duration::from_secs(30)),
+            kms_telemetry::tls::Role::Registry,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "invalid registry url; no endpoint listeners");
             return;

@@ -1,5 +1,6 @@
 //! `kms-gateway`: the AWS API endpoint (KMS and CloudTrail JSON 1.1) in front
-//! of the registry, authz, keystore and audit gRPC services.
+//! of the registry, authz, keystore and audit gRPC services, which it calls over
+//! mutual TLS as the `gateway` role (`--internal-tls-dir`).
 
 use clap::Parser;
 
@@ -21,6 +22,9 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = kms_telemetry::init("kms-gateway")?;
     let cli = Cli::parse();
+    // Secure by default: the backends are called over mutual TLS unless the
+    // operator opted out.
+    cli.config.internal_tls.check()?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     let tls_listener = match cli.config.tls_cert {
         Some(_) => Some(tokio::net::TcpListener::bind(cli.tls_listen).await?),

@@ -35,15 +35,21 @@ pub struct GrpcAuthorizer {
 }
 
 impl GrpcAuthorizer {
-    pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
+    /// Over mutual TLS as the `keystore` role when `tls` is given (authz in
+    /// another process), plaintext otherwise.
+    pub fn new(
+        url: &str,
+        tls: Option<&kms_telemetry::tls::InternalTls>,
+    ) -> Result<Self, tonic::transport::Error> {
         let channels = (0..CONNECTIONS)
             .map(|_| {
-                let channel = Endpoint::from_shared(url.to_owned())?
+                let endpoint = Endpoint::from_shared(url.to_owned())?
                     .timeout(AUTHZ_DEADLINE)
                     .connect_timeout(AUTHZ_DEADLINE)
                     .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .connect_lazy();
+                    .http2_keep_alive_interval(Duration::from_secs(30));
+                let channel =
+                    kms_telemetry::tls::channel(&endpoint, tls, kms_telemetry::tls::Role::Authz);
                 Ok(AuthzClient::new(kms_telemetry::traced(
                     kms_telemetry::local::Transport::new(url, channel, AUTHZ_DEADLINE),
                 )))

@@ -45,6 +45,9 @@ pub struct Config {
         default_value = DEFAULT_AUTHZ_URL
     )]
     pub authz_url: String,
+    /// Mutual TLS of the gRPC server (and of its clients of other services).
+    #[command(flatten)]
+    pub internal_tls: kms_telemetry::tls::InternalTlsConfig,
 }
 
 /// authz's default standalone address.
@@ -60,6 +63,7 @@ impl Config {
             root_key: None,
             dev: true,
             authz_url: DEFAULT_AUTHZ_URL.to_owned(),
+            internal_tls: Default::default(),
         }
     }
 
@@ -118,6 +122,7 @@ impl fmt::Debug for Config {
             .field("root_key", &self.root_key.as_ref().map(|_| "<redacted>"))
             .field("dev", &self.dev)
             .field("authz_url", &self.authz_url)
+            .field("internal_tls", &self.internal_tls)
             .finish()
     }
 }

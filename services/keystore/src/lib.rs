@@ -58,7 +58,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let root = config.root_key().context("cannot obtain the root key")?;
-    let authorizer = authz::GrpcAuthorizer::new(&config.authz_url)
+    let tls = config
+        .internal_tls
+        .load(kms_telemetry::tls::Role::Keystore)
+        .context("cannot load the internal TLS files")?;
+    let authorizer = authz::GrpcAuthorizer::new(&config.authz_url, tls.as_ref())
         .with_context(|| format!("invalid authz URL {}", config.authz_url))?;
     let store = SqliteStore::connect(&config.database_url)
         .await
@@ -101,7 +105,7 @@ pub async fn run(
     let routes = tonic::service::Routes::new(health_service)
         .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))));
     // Also reachable in-process while it serves (the one-process stack).
-    let served = kms_telemetry::local::serve(listener, routes, shutdown).await;
+    let served = kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await;
 
     sweeper.abort();
     let _ = sweeper.await;

@@ -1,5 +1,7 @@
 //! `kms-keystore`: runs the key store alone as a gRPC server (default 127.0.0.1:50053).
 //! Configuration by flags or `KMS_KEYSTORE_*` variables; see `kms-keystore --help`.
+//! gRPC is mutual TLS as the `keystore` role (`--internal-tls-dir`, caller: the
+//! gateway); its calls to authz too.
 
 use std::net::SocketAddr;
 
@@ -25,6 +27,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let _telemetry = kms_telemetry::init("kms-keystore")?;
     let cli = Cli::parse();
+    // Secure by default: mutual TLS unless the operator opted out.
+    cli.config.internal_tls.check()?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;

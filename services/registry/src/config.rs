@@ -48,6 +48,9 @@ pub struct Config {
         default_value = "us-east-1"
     )]
     pub region: String,
+    /// Mutual TLS of the gRPC server (and of its clients of other services).
+    #[command(flatten)]
+    pub internal_tls: kms_telemetry::tls::InternalTlsConfig,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             dns_public_endpoint_ip: None,
             dns_allow_non_loopback: false,
             region: "us-east-1".to_owned(),
+            internal_tls: Default::default(),
         }
     }
 }

@@ -64,7 +64,10 @@ pub async fn run(
         }
         None => None,
     };
-    let result = serve(listener, registry.clone(), async move {
+    let tls = config
+        .internal_tls
+        .load(kms_telemetry::tls::Role::Registry)?;
+    let result = serve_with_tls(listener, registry.clone(), tls, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })
@@ -88,6 +91,16 @@ pub async fn serve<S: Store>(
     registry: Registry<S>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_tls(listener, registry, None, shutdown).await
+}
+
+/// [`serve`], over mutual TLS when `tls` is given (`kms_telemetry::tls`).
+pub async fn serve_with_tls<S: Store>(
+    listener: TcpListener,
+    registry: Registry<S>,
+    tls: Option<kms_telemetry::tls::InternalTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     // The store is open and migrated by now.
     health
@@ -108,6 +121,6 @@ pub async fn serve<S: Store>(
         RegistryService::new(registry, stopping),
     ));
     // Also reachable in-process while it serves (the one-process stack).
-    kms_telemetry::local::serve(listener, routes, shutdown).await?;
+    kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `kms-registry`: the registry service as a standalone binary (default port 50051).
+//! `kms-registry`: the registry service as a standalone binary (default port 50051),
+//! gRPC over mutual TLS as the `registry` role (`--internal-tls-dir`; caller: gateway).
 
 use std::net::SocketAddr;
 
@@ -21,6 +22,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = kms_telemetry::init("kms-registry")?;
+    // Secure by default: mutual TLS unless the operator opted out.
+    cli.config.internal_tls.check()?;
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
     kms_registry::run(listener, cli.config, async {
         let _ = tokio::signal::ctrl_c().await;

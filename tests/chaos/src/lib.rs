@@ -3,6 +3,8 @@
 //! `kms-gateway`) on 127.0.0.1 ports chosen at run time, each with its own
 //! database in one temporary data dir; any of them can be SIGKILLed and
 //! restarted on the same port and data. Clients are the AWS SDK for Rust.
+//! The services talk to each other over mutual TLS, with the internal
+//! certificates made once per cluster under `<data dir>/internal-tls/`.
 //!
 //! The binaries are taken from the target dir this test runs from
 //! (`target/<profile>/`), after a `cargo build` of them (a no-op when they are
@@ -243,6 +245,7 @@ impl Cluster {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        kms_stack::tls::ensure_internal(&dir.path().join("internal-tls"))?;
         let mut c = Self { dir, procs, env };
         for s in Svc::ALL {
             c.start_one(s).await?;
@@ -268,6 +271,22 @@ impl Cluster {
         self.dir.path().join(format!("{}.db", s.name()))
     }
 
+    /// The internal CA (`ca.pem`) and every role's certificate and key.
+    pub fn internal_tls_dir(&self) -> PathBuf {
+        self.dir.path().join("internal-tls")
+    }
+
+    /// A channel to a backend over mutual TLS as the gateway's role (the one
+    /// caller every backend serves), e.g. to drive the registry's API.
+    pub fn internal_channel(&self, s: Svc) -> anyhow::Result<tonic::transport::Channel> {
+        use kms_telemetry::tls::{InternalTls, Role};
+        let server: Role = s.name().parse().map_err(anyhow::Error::msg)?;
+        let gateway = InternalTls::load(&self.internal_tls_dir(), Role::Gateway)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr(s)))?
+            .connect_timeout(Duration::from_secs(2));
+        Ok(gateway.connect_lazy(&endpoint, server))
+    }
+
     pub fn log_path(&self, s: Svc) -> PathBuf {
         self.dir.path().join(format!("{}.log", s.name()))
     }
@@ -275,7 +294,12 @@ impl Cluster {
     fn args(&self, s: Svc) -> Vec<String> {
         let url = |x: Svc| format!("http://{}", self.addr(x));
         let db = format!("sqlite://{}", self.db_path(s).display());
-        let mut a = vec!["--listen".to_string(), self.addr(s).to_string()];
+        let mut a = vec![
+            "--listen".to_string(),
+            self.addr(s).to_string(),
+            "--internal-tls-dir".into(),
+            self.internal_tls_dir().display().to_string(),
+        ];
         match s {
             Svc::Registry | Svc::Authz | Svc::Audit => {
                 a.extend(["--database-url".into(), db]);
@@ -359,7 +383,7 @@ impl Cluster {
             }
             let ready = match s {
                 Svc::Gateway => tokio::net::TcpStream::connect(self.addr(s)).await.is_ok(),
-                _ => grpc_serving(self.addr(s)).await,
+                _ => grpc_serving(self.addr(s), s, &self.internal_tls_dir()).await,
             };
             if ready {
                 return Ok(());
@@ -488,7 +512,9 @@ impl Drop for Cluster {
     }
 }
 
-async fn grpc_serving(addr: SocketAddr) -> bool {
+/// grpc.health.v1 over mutual TLS, as the `ops` role.
+async fn grpc_serving(addr: SocketAddr, s: Svc, tls_dir: &Path) -> bool {
+    use kms_telemetry::tls::{InternalTls, Role};
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
@@ -498,7 +524,10 @@ async fn grpc_serving(addr: SocketAddr) -> bool {
     let ep = ep
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(2));
-    let Ok(channel) = ep.connect().await else {
+    let (Ok(ops), Ok(server)) = (InternalTls::load(tls_dir, Role::Ops), s.name().parse()) else {
+        return false;
+    };
+    let Ok(channel) = ops.connect(&ep, server).await else {
         return false;
     };
     matches!(
@@ -581,4 +610,12 @@ pub fn summary(d: &[Duration]) -> String {
         v[v.len() - 1],
         v.len()
     )
+}
+
+impl Cluster {
+    /// The process id of a running service (to signal it, e.g. SIGSTOP, or to
+    /// read its `/proc/<pid>` figures); `None` while it is killed.
+    pub fn pid(&self, s: Svc) -> Option<u32> {
+        self.procs[&s].child.as_ref().map(Child::id)
+    }
 }

@@ -1052,9 +1052,7 @@ async fn endpoint_in_new_vpc(cluster: &Cluster, octet: u8) -> (String, String) {
         DescribeNetworkInterfacesRequest, registry_client::RegistryClient,
     };
     let account = kms_chaos::ACCOUNT_A.0.to_string();
-    let mut reg = RegistryClient::connect(format!("http://{}", cluster.addr(Svc::Registry)))
-        .await
-        .unwrap();
+    let mut reg = RegistryClient::new(cluster.internal_channel(Svc::Registry).unwrap());
     let vpc = reg
         .create_vpc(CreateVpcRequest {
             owner_account_id: account.clone(),

@@ -189,9 +189,11 @@ async fn read_response(stream: &mut TcpStream) -> std::io::Result<Reply> {
 
 /// The CloudTrail record of `request_id` in account A's trail.
 async fn audit_record(stack: &Stack, request_id: &str) -> serde_json::Value {
-    let mut audit = AuditClient::connect(format!("http://{}", stack.audit))
-        .await
-        .unwrap();
+    let mut audit = AuditClient::new(
+        stack
+            .internal_channel(kms_stack::InternalRole::Audit)
+            .unwrap(),
+    );
     let events = audit
         .lookup_events(LookupEventsRequest {
             account_id: ACCOUNT_A.0.into(),

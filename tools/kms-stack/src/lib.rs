@@ -10,10 +10,19 @@
 //!
 //! HTTPS: the stack makes its own CA on first start (`tls`) and the gateway
 //! serves HTTPS on `--tls-listen` and on every interface address (same port).
+//!
+//! Internal gRPC: the services call each other in-process (no socket), and
+//! their loopback ports serve mutual TLS only, with certificates of an
+//! internal CA made on first start under `<data-dir>/internal-tls/`
+//! (`tls::ensure_internal`, `kms_telemetry::tls`).
 
 pub mod tls;
 
+/// Whom a backend's port serves ([`Stack::internal_channel`]).
+pub use kms_telemetry::tls::Role as InternalRole;
+
 use anyhow::Context;
+use kms_telemetry::tls::{InternalTls, InternalTlsConfig, Role};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +107,9 @@ pub struct Stack {
     pub tls_endpoint: SocketAddr,
     /// The stack's TLS files (`ca_cert` is what clients trust).
     pub tls: tls::TlsFiles,
+    /// The internal CA and every role's certificate (`ca.pem`, `<role>.pem`,
+    /// `<role>.key`): the backends' ports accept mutual TLS only.
+    pub internal_tls_dir: PathBuf,
     /// gRPC addresses: registry, authz, keystore, audit.
     pub registry: SocketAddr,
     pub authz: SocketAddr,
@@ -135,6 +147,10 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     // no socket); they still serve their loopback ports for other clients.
     kms_telemetry::local::enable();
     let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    let internal_tls_dir = tls::ensure_internal(&dir.join("internal-tls"))
+        .context("preparing the internal gRPC certificates")?;
+    let internal = InternalTlsConfig::dir(&internal_tls_dir);
+    let ops = InternalTls::load(&internal_tls_dir, Role::Ops)?;
 
     let (l, registry) = loopback().await?;
     let cfg = kms_registry::Config::new(sqlite_url(&dir, "registry"));
@@ -143,8 +159,10 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         dns_public_ip: Some(config.listen.ip()),
         dns_allow_non_loopback: config.allow_non_loopback_interfaces,
         region: config.region.clone(),
+        internal_tls: internal.clone(),
         ..cfg
     };
+    let registry_tls = InternalTls::load(&internal_tls_dir, Role::Registry)?;
     // Opened here rather than in `kms_registry::run` so that the launcher
     // (and the tests through `Stack::registry_api`) can act on the library.
     let registry_api = kms_registry::Registry::open(&cfg).await?;
@@ -170,7 +188,9 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
                 allow_non_loopback,
                 stopped(stop_rx.clone()),
             ));
-            let served = kms_registry::serve(l, reg.clone(), stopped(stop_rx)).await;
+            let served =
+                kms_registry::serve_with_tls(l, reg.clone(), Some(registry_tls), stopped(stop_rx))
+                    .await;
             let dns = dns.await;
             reg.store().close().await;
             served?;
@@ -182,14 +202,16 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let (l, authz) = loopback().await?;
     let mut cfg = kms_authz::Config::new(sqlite_url(&dir, "authz"));
     cfg.bootstrap_file = config.bootstrap_file.clone();
+    cfg.internal_tls = internal.clone();
     tasks.push((
         "authz",
         tokio::spawn(kms_authz::run(l, cfg, stopped(rx.clone()))),
     ));
 
     let (l, keystore) = loopback().await?;
-    let cfg = kms_keystore::Config::dev(sqlite_url(&dir, "keystore"), dir.join("root.key"))
+    let mut cfg = kms_keystore::Config::dev(sqlite_url(&dir, "keystore"), dir.join("root.key"))
         .with_authz_url(format!("http://{authz}"));
+    cfg.internal_tls = internal.clone();
     tasks.push((
         "keystore",
         tokio::spawn(kms_keystore::run(l, cfg, stopped(rx.clone()))),
@@ -199,6 +221,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let mut cfg = kms_audit::Config::new(sqlite_url(&dir, "audit"));
     cfg.log_dir = Some(dir.join("cloudtrail"));
     cfg.region = config.region.clone();
+    cfg.internal_tls = internal.clone();
     tasks.push((
         "audit",
         tokio::spawn(kms_audit::run(l, cfg, stopped(rx.clone()))),
@@ -210,7 +233,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         ("keystore", keystore),
         ("audit", audit),
     ] {
-        wait_serving(name, addr, &tasks).await?;
+        wait_serving(name, addr, &ops, &tasks).await?;
     }
 
     let public = TcpListener::bind(config.listen)
@@ -241,6 +264,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     cfg.tls_key = Some(tls_files.server_key.clone());
     cfg.quota_scale = config.quota_scale;
     cfg.quotas = config.quotas.clone();
+    cfg.internal_tls = internal;
     tasks.push((
         "gateway",
         tokio::spawn(kms_gateway::run_with_tls(
@@ -255,6 +279,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         endpoint,
         tls_endpoint,
         tls: tls_files,
+        internal_tls_dir,
         registry,
         authz,
         keystore,
@@ -266,10 +291,12 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     })
 }
 
-/// Poll grpc.health.v1 until the service is SERVING (or its task failed).
+/// Poll grpc.health.v1 until the service is SERVING (or its task failed),
+/// over its port (mutual TLS, as the `ops` role), as any other process would.
 async fn wait_serving(
     name: &'static str,
     addr: SocketAddr,
+    ops: &InternalTls,
     tasks: &[(&'static str, JoinHandle<anyhow::Result<()>>)],
 ) -> anyhow::Result<()> {
     use tonic_health::pb::{
@@ -282,9 +309,10 @@ async fn wait_serving(
         {
             anyhow::bail!("{name} stopped during startup");
         }
-        if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await
+        let server: Role = name.parse().map_err(anyhow::Error::msg)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(2));
+        if let Ok(channel) = ops.connect(&endpoint, server).await
             && let Ok(resp) = HealthClient::new(channel)
                 .check(HealthCheckRequest {
                     service: String::new(),
@@ -302,6 +330,23 @@ async fn wait_serving(
 }
 
 impl Stack {
+    /// A channel to a backend's port over mutual TLS as the gateway's role
+    /// (the one caller every backend serves), for tests that call a backend
+    /// directly. Connected on first use.
+    pub fn internal_channel(&self, server: Role) -> anyhow::Result<tonic::transport::Channel> {
+        let addr = match server {
+            Role::Registry => self.registry,
+            Role::Authz => self.authz,
+            Role::Keystore => self.keystore,
+            Role::Audit => self.audit,
+            Role::Gateway | Role::Ops => anyhow::bail!("{server} serves no gRPC"),
+        };
+        let gateway = InternalTls::load(&self.internal_tls_dir, Role::Gateway)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(2));
+        Ok(gateway.connect_lazy(&endpoint, server))
+    }
+
     /// The registry's library API (VPCs, subnets, endpoints), shared with the
     /// running registry service: changes are seen by the gateway and the DNS.
     pub fn registry_api(&self) -> &kms_registry::Registry {

@@ -22,6 +22,15 @@ async fn main() -> anyhow::Result<()> {
     println!("DNS resolver: {} (udp and tcp)", stack.dns);
     println!("KMS TLS endpoint: https://{}", stack.tls_endpoint);
     println!("CA certificate: {}", stack.tls.ca_cert.display());
+    // The backends' gRPC ports (mutual TLS only, internal CA in this folder).
+    println!(
+        "internal gRPC (mutual TLS, {}): registry {} authz {} keystore {} audit {}",
+        stack.internal_tls_dir.display(),
+        stack.registry,
+        stack.authz,
+        stack.keystore,
+        stack.audit
+    );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("shutting down");

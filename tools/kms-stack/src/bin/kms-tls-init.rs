@@ -1,16 +1,21 @@
-//! `kms-tls-init --data-dir DIR [--region R]`: make the stack's own CA and the
-//! gateway's server certificate under `DIR/tls/` (as `kms-stack` does on its
-//! first start), unless they are there already, and exit. Compose runs it once
-//! into a volume that the gateway (cert and key) and clients (CA) mount.
+//! `kms-tls-init --data-dir DIR [--region R] [--internal-dir D] [--export-internal E]`:
+//! make the stack's own CA and the gateway's server certificate under `DIR/tls/`,
+//! and the internal gRPC CA with one certificate per role under `D` (default
+//! `DIR/internal-tls`), as `kms-stack` does on its first start, unless they are
+//! there already, and exit. With `--export-internal E`, each role's files (the
+//! internal CA certificate, its certificate and key, and the `ops` probe's)
+//! are also copied to `E/<role>/`: compose mounts one volume per role there,
+//! so that a container holds its own key only and never the internal CA's.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use kms_telemetry::tls::Role;
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "Create the stack's CA and server certificate, then exit"
+    about = "Create the stack's CAs and certificates (public endpoint and internal gRPC), then exit"
 )]
 struct Cli {
     /// Where `tls/ca.pem`, `tls/server.pem` and `tls/server.key` go.
@@ -19,6 +24,14 @@ struct Cli {
     /// Region whose KMS hostname the certificate names.
     #[arg(long, env = "KMS_REGION", default_value = "us-east-1")]
     region: String,
+    /// Folder of the internal CA (`ca.pem`, `ca.key`) and of every role's
+    /// certificate (default: `<data-dir>/internal-tls`).
+    #[arg(long, env = "KMS_INTERNAL_CA_DIR")]
+    internal_dir: Option<PathBuf>,
+    /// Copy each role's files to `<export-internal>/<role>/` (gateway, authz,
+    /// keystore, audit, registry) for the services to mount.
+    #[arg(long, env = "KMS_INTERNAL_TLS_EXPORT")]
+    export_internal: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +39,20 @@ fn main() -> anyhow::Result<()> {
     let files = kms_stack::tls::ensure(&cli.data_dir, &cli.region, &[])?;
     println!("CA certificate: {}", files.ca_cert.display());
     println!("server certificate: {}", files.server_cert.display());
+    let internal = cli
+        .internal_dir
+        .unwrap_or_else(|| cli.data_dir.join("internal-tls"));
+    kms_stack::tls::ensure_internal(&internal)?;
+    println!(
+        "internal CA certificate: {}",
+        internal.join("ca.pem").display()
+    );
+    if let Some(export) = cli.export_internal {
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Ops) {
+            let out = export.join(role.name());
+            kms_stack::tls::export_internal(&internal, role, &out)?;
+            println!("internal {role} files: {}", out.display());
+        }
+    }
     Ok(())
 }
