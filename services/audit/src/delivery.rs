@@ -130,7 +130,7 @@ impl Delivery {
         let signer = tokio::task::spawn_blocking(move || DigestSigner::load_or_generate(&key_path))
             .await??;
         let now = now_ms();
-        let mut tx = store.writer().begin().await?;
+        let mut tx = store.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO digest_public_keys (fingerprint, public_der, valid_from_ms) VALUES (?, ?, ?) \
              ON CONFLICT (fingerprint) DO UPDATE SET valid_to_ms = NULL",
@@ -355,7 +355,7 @@ impl Delivery {
             }
             let delivered = now_ms();
             let mut keys = Vec::with_capacity(groups.len());
-            let mut tx = self.store.writer().begin().await?;
+            let mut tx = self.store.writer().begin_with("BEGIN IMMEDIATE").await?;
             for ((account, region), g) in &groups {
                 let unique =
                     &logfiles::sha256_hex(format!("{account}/{region}/{cursor}/{to}").as_bytes())
@@ -524,7 +524,7 @@ impl Delivery {
             .sign(to_sign.as_bytes())
             .map_err(|e| io_err("signing", e))?;
         let text = String::from_utf8(content.clone()).map_err(|e| io_err("digest json", e))?;
-        let mut tx = self.store.writer().begin().await?;
+        let mut tx = self.store.writer().begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO digests (account_id, region, s3_object, end_ms, content, hash_value, signature) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -28,6 +28,9 @@ pub enum Error {
     NoLogDir,
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The event writer's own connection.
+    #[error("database error")]
+    Writer(#[from] rusqlite::Error),
 }
 
 impl From<Error> for AwsError {
@@ -47,9 +50,11 @@ impl From<Error> for AwsError {
                 "UnsupportedOperationException",
                 "Log file delivery is not configured on this audit service (no log dir).",
             ),
-            Error::CommitFailed | Error::Corrupt(_) | Error::Delivery(_) | Error::Database(_) => {
-                AwsError::internal()
-            }
+            Error::CommitFailed
+            | Error::Corrupt(_)
+            | Error::Delivery(_)
+            | Error::Database(_)
+            | Error::Writer(_) => AwsError::internal(),
         }
     }
 }
@@ -58,7 +63,7 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         if matches!(
             e,
-            Error::Corrupt(_) | Error::Delivery(_) | Error::Database(_)
+            Error::Corrupt(_) | Error::Delivery(_) | Error::Database(_) | Error::Writer(_)
         ) {
             tracing::error!(error = %e, source = ?std::error::Error::source(&e), "audit internal error");
         }

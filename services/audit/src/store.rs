@@ -1,10 +1,14 @@
 //! Persistence of events: the `Store` trait and its SQLite implementation.
 //!
-//! One pool with a single connection writes (the group-commit writer is its only user);
-//! a separate pool reads, so lookups never wait behind a commit (WAL mode).
+//! Events are appended through a connection of their own, used synchronously by the
+//! group-commit writer's thread (no hand-off to another thread per statement); a pool with a
+//! single connection does the rest of the writing (delivery bookkeeping, in `BEGIN
+//! IMMEDIATE` transactions, so the two writers queue on SQLite's lock); a separate pool
+//! reads, so lookups never wait behind a commit (WAL mode).
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -36,6 +40,8 @@ pub trait Store: Clone + Send + Sync + 'static {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The connection events are appended through (the group-commit writer's).
+    events: Arc<Mutex<rusqlite::Connection>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/audit");
@@ -57,9 +63,15 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { writer, reader })
+        let path = options.get_filename().to_owned();
+        let events = tokio::task::spawn_blocking(move || open_events_connection(&path)).await??;
+        Ok(Self {
+            writer,
+            reader,
+            events: Arc::new(Mutex::new(events)),
+        })
     }
 
     /// The single-connection pool that writes (shared with the group-commit writer).
@@ -78,9 +90,23 @@ impl SqliteStore {
     }
 }
 
+/// The appending connection: WAL (already set on the file), every commit durable
+/// (synchronous=FULL is per connection), waiting for the delivery writer's lock.
+fn open_events_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(16);
+    Ok(conn)
+}
+
 const INSERT_COLUMNS: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, event_source, \
      read_only, username, access_key_id, resources, request_id, cloudtrail_event) VALUES ";
 const ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// Parameters per row.
+const COLUMNS: usize = 11;
 const ON_CONFLICT: &str = " ON CONFLICT (account_id, event_id) DO NOTHING";
 /// Rows of the largest multi-row INSERT (11 parameters each, far below SQLite's limit).
 const MAX_ROWS_PER_INSERT: usize = 256;
@@ -170,6 +196,9 @@ impl TryFrom<EventRow> for StoredEvent {
 }
 
 impl Store for SqliteStore {
+    /// Runs synchronously on the caller's thread (the writer's own, see
+    /// [`crate::writer`]): one IMMEDIATE transaction, a few multi-row INSERTs, one
+    /// durable commit; rolled back (dropped) on any error.
     async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
         let resources = copies
             .iter()
@@ -178,29 +207,31 @@ impl Store for SqliteStore {
                     .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut tx = self.writer.begin().await?;
+        let mut conn = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut inserted = 0;
-        let mut rows = copies.iter().zip(resources);
+        let mut rows = copies.iter().zip(&resources);
         for size in chunk_sizes(copies.len()) {
-            // sqlx prepares each statement text once per connection and reuses it.
-            let mut query = sqlx::query(insert_sql(size));
+            // Prepared once per statement text and kept in the connection's cache.
+            let mut stmt = tx.prepare_cached(insert_sql(size))?;
+            let mut i = 0;
             for (c, resources) in rows.by_ref().take(size) {
-                query = query
-                    .bind(&c.account_id)
-                    .bind(&c.event_id)
-                    .bind(c.event_time_ms)
-                    .bind(&c.event_name)
-                    .bind(&c.event_source)
-                    .bind(c.read_only)
-                    .bind(&c.username)
-                    .bind(&c.access_key_id)
-                    .bind(resources)
-                    .bind(&c.request_id)
-                    .bind(&c.cloudtrail_event);
+                stmt.raw_bind_parameter(i + 1, c.account_id.as_str())?;
+                stmt.raw_bind_parameter(i + 2, c.event_id.as_str())?;
+                stmt.raw_bind_parameter(i + 3, c.event_time_ms)?;
+                stmt.raw_bind_parameter(i + 4, c.event_name.as_str())?;
+                stmt.raw_bind_parameter(i + 5, c.event_source.as_str())?;
+                stmt.raw_bind_parameter(i + 6, c.read_only)?;
+                stmt.raw_bind_parameter(i + 7, c.username.as_str())?;
+                stmt.raw_bind_parameter(i + 8, c.access_key_id.as_str())?;
+                stmt.raw_bind_parameter(i + 9, resources.as_str())?;
+                stmt.raw_bind_parameter(i + 10, c.request_id.as_str())?;
+                stmt.raw_bind_parameter(i + 11, c.cloudtrail_event.as_str())?;
+                i += COLUMNS;
             }
-            inserted += query.execute(&mut *tx).await?.rows_affected();
+            inserted += stmt.raw_execute()? as u64;
         }
-        tx.commit().await?;
+        tx.commit()?;
         Ok(inserted)
     }
 
