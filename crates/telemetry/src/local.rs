@@ -188,8 +188,18 @@ impl Service<http::Request<Body>> for Transport {
                 })
             }
             None => {
+                // The channel's own timeout starts once it has a connection; a call
+                // that waits for a new one (a hung peer never finishes the TLS
+                // handshake) would wait as long as the outage. The deadline covers
+                // the whole call, as in-process.
                 let fut = self.channel.call(req);
-                Box::pin(async move { fut.await.map_err(Into::into) })
+                let deadline = self.deadline;
+                Box::pin(async move {
+                    match tokio::time::timeout(deadline, fut).await {
+                        Ok(r) => r.map_err(Into::into),
+                        Err(_) => Err(Box::new(tonic::TimeoutExpired(())) as BoxError),
+                    }
+                })
             }
         }
     }
