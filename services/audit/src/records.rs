@@ -4,8 +4,6 @@
 //! the key owner's). Each gets its own copy whose CloudTrail JSON carries
 //! `"recipientAccountId": "<that account>"`, as CloudTrail delivers it.
 
-use std::collections::BTreeMap;
-
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -85,69 +83,129 @@ impl Record {
     pub fn into_copies(self) -> Result<Vec<EventCopy>, Error> {
         self.validate()?;
         let event = EventJson::parse(&self.cloudtrail_event, &self.event_id)?;
-        let mut recipients = self.recipient_account_ids.clone();
+        let mut recipients = self.recipient_account_ids;
         recipients.sort_unstable();
         recipients.dedup();
-        Ok(recipients
-            .into_iter()
-            .map(|account_id| EventCopy {
-                cloudtrail_event: event.with_recipient(&account_id),
-                account_id,
-                event_id: self.event_id.clone(),
-                event_time_ms: self.event_time_ms,
-                event_name: self.event_name.clone(),
-                event_source: self.event_source.clone(),
-                read_only: self.read_only,
-                username: self.username.clone(),
-                access_key_id: self.access_key_id.clone(),
-                resources: self.resources.clone(),
-                request_id: self.request_id.clone(),
-            })
-            .collect())
+        let mut copies = Vec::with_capacity(recipients.len());
+        let mut recipients = recipients.into_iter().peekable();
+        while let Some(account_id) = recipients.next() {
+            let cloudtrail_event = event.with_recipient(&account_id);
+            if recipients.peek().is_some() {
+                copies.push(EventCopy {
+                    cloudtrail_event,
+                    account_id,
+                    event_id: self.event_id.clone(),
+                    event_time_ms: self.event_time_ms,
+                    event_name: self.event_name.clone(),
+                    event_source: self.event_source.clone(),
+                    read_only: self.read_only,
+                    username: self.username.clone(),
+                    access_key_id: self.access_key_id.clone(),
+                    resources: self.resources.clone(),
+                    request_id: self.request_id.clone(),
+                });
+            } else {
+                // The last (usually the only) copy takes the record's fields.
+                copies.push(EventCopy {
+                    cloudtrail_event,
+                    account_id,
+                    event_id: self.event_id,
+                    event_time_ms: self.event_time_ms,
+                    event_name: self.event_name,
+                    event_source: self.event_source,
+                    read_only: self.read_only,
+                    username: self.username,
+                    access_key_id: self.access_key_id,
+                    resources: self.resources,
+                    request_id: self.request_id,
+                });
+                break;
+            }
+        }
+        Ok(copies)
     }
 }
 
 /// A CloudTrail event object, checked once, into which each copy's recipient is spliced.
 /// Splicing keeps the sender's field order (serde_json's map would sort the keys).
-struct EventJson {
+struct EventJson<'a> {
     /// The object text up to, not including, its closing brace.
-    head: String,
+    head: std::borrow::Cow<'a, str>,
     empty: bool,
 }
 
-impl EventJson {
-    fn parse(text: &str, event_id: &str) -> Result<Self, Error> {
+/// The top-level keys of a JSON object: how many, and whether `recipientAccountId` is one
+/// (values are checked and skipped, keys not copied unless they hold escapes).
+struct TopLevelKeys {
+    count: usize,
+    has_recipient: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopLevelKeys, A::Error> {
+                let mut keys = TopLevelKeys {
+                    count: 0,
+                    has_recipient: false,
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.count += 1;
+                    keys.has_recipient |= key == "recipientAccountId";
+                }
+                Ok(keys)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+impl<'a> EventJson<'a> {
+    fn parse(text: &'a str, event_id: &str) -> Result<Self, Error> {
         let not_object = || {
             Error::Validation(format!(
                 "audit record {event_id}: cloudtrail_event is not a JSON object"
             ))
         };
         // Validates the whole text and that it is an object, without building a tree.
-        let keys: BTreeMap<String, IgnoredAny> =
-            serde_json::from_str(text).map_err(|_| not_object())?;
-        let text = if keys.contains_key("recipientAccountId") {
+        let keys: TopLevelKeys = serde_json::from_str(text).map_err(|_| not_object())?;
+        let head = if keys.has_recipient {
             // The sender should not set it; drop theirs so each copy has exactly one.
             let mut value: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(text).map_err(|_| not_object())?;
             value.remove("recipientAccountId");
-            serde_json::to_string(&value).map_err(|_| not_object())?
+            let text = serde_json::to_string(&value).map_err(|_| not_object())?;
+            std::borrow::Cow::Owned(text.strip_suffix('}').ok_or_else(not_object)?.to_owned())
         } else {
-            text.trim().to_owned()
+            std::borrow::Cow::Borrowed(text.trim().strip_suffix('}').ok_or_else(not_object)?)
         };
-        let head = text.strip_suffix('}').ok_or_else(not_object)?.to_owned();
         Ok(Self {
             head,
-            empty: keys.len() == usize::from(keys.contains_key("recipientAccountId")),
+            empty: keys.count == usize::from(keys.has_recipient),
         })
     }
 
     fn with_recipient(&self, account_id: &str) -> String {
-        let sep = if self.empty { "" } else { "," };
+        const FIELD: &str = "\"recipientAccountId\":\"";
+        let mut out = String::with_capacity(self.head.len() + FIELD.len() + account_id.len() + 4);
+        out.push_str(&self.head);
+        if !self.empty {
+            out.push(',');
+        }
         // Account ids are validated digits; no escaping needed.
-        format!(
-            "{}{sep}\"recipientAccountId\":\"{account_id}\"}}",
-            self.head
-        )
+        out.push_str(FIELD);
+        out.push_str(account_id);
+        out.push_str("\"}");
+        out
     }
 }
 
