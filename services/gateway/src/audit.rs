@@ -8,10 +8,12 @@ use crate::model::Operation;
 use kms_proto::audit::v1::{AppendRequest, AuditRecord, Resource};
 use kms_proto::common::v1::{Caller, RequestContext};
 use kms_proto::error::AwsError;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::borrow::Cow;
 
-/// The result of executing a call: the response JSON, or AWS's error.
-pub type Outcome = Result<Value, AwsError>;
+/// The result of executing a call: its answer, or AWS's error.
+pub type Outcome = Result<crate::kms::Reply, AwsError>;
 
 pub const KEY_RESOURCE_TYPE: &str = "AWS::KMS::Key";
 
@@ -24,31 +26,6 @@ pub fn iso8601(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// CloudTrail's userIdentity and the LookupEvents user name of a caller.
-pub fn user_identity(c: &Caller) -> (Value, String) {
-    let mut id = Map::new();
-    id.insert("type".into(), json!(c.principal_type));
-    id.insert("principalId".into(), json!(c.principal_id));
-    id.insert("arn".into(), json!(c.arn));
-    id.insert("accountId".into(), json!(c.account_id));
-    id.insert("accessKeyId".into(), json!(c.access_key_id));
-    let username = match c.principal_type.as_str() {
-        "Root" => "root".to_string(),
-        "AssumedRole" => c.session_name.clone(),
-        _ => c.user_name.clone(),
-    };
-    if c.principal_type == "IAMUser" {
-        id.insert("userName".into(), json!(c.user_name));
-    }
-    if c.principal_type == "AssumedRole" {
-        id.insert(
-            "sessionContext".into(),
-            json!({ "sessionIssuer": { "type": "Role", "arn": c.role_arn, "accountId": c.account_id } }),
-        );
-    }
-    (Value::Object(id), username)
-}
-
 fn is_key_arn(s: &str) -> bool {
     s.starts_with("arn:") && s.contains(":key/")
 }
@@ -57,26 +34,37 @@ fn account_of_arn(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
+/// The members of a response that name keys, read from the response body
+/// (borrowed, all other members skipped).
+#[derive(Deserialize, Default)]
+struct ResponseKeys<'a> {
+    #[serde(rename = "KeyId", borrow, default)]
+    key_id: Option<Cow<'a, str>>,
+    #[serde(rename = "SourceKeyId", borrow, default)]
+    source_key_id: Option<Cow<'a, str>>,
+    #[serde(rename = "KeyMetadata", borrow, default)]
+    key_metadata: Option<ResponseKeyMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResponseKeyMetadata<'a> {
+    #[serde(rename = "Arn", borrow, default)]
+    arn: Option<Cow<'a, str>>,
+}
+
 /// Key ARNs a call touched: from the response when it succeeded, else from
 /// the request (an ARN as given, or a bare key id in the caller's account).
 fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<String> {
     let mut arns = Vec::new();
-    if let Ok(resp) = outcome {
-        for k in ["KeyId", "SourceKeyId"] {
-            if let Some(s) = resp
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| is_key_arn(s))
-            {
-                arns.push(s.to_string());
+    if let Ok(reply) = outcome {
+        let keys: ResponseKeys = serde_json::from_slice(&reply.body).unwrap_or_default();
+        for s in [keys.key_id, keys.source_key_id].into_iter().flatten() {
+            if is_key_arn(&s) {
+                arns.push(s.into_owned());
             }
         }
-        if let Some(s) = resp
-            .get("KeyMetadata")
-            .and_then(|m| m.get("Arn"))
-            .and_then(Value::as_str)
-        {
-            arns.push(s.to_string());
+        if let Some(s) = keys.key_metadata.and_then(|m| m.arn) {
+            arns.push(s.into_owned());
         }
     }
     if arns.is_empty() {
@@ -118,57 +106,186 @@ pub struct Event<'a> {
     pub with_vpc_endpoint: bool,
 }
 
+/// A CloudTrail event (eventVersion 1.08) as written into a record, serialized
+/// straight from borrowed fields. The fields are declared in the byte order of
+/// their names, the order the records had when they were built as a (sorted)
+/// `serde_json::Map`, so the text of a record is unchanged; audit keeps the
+/// sender's field order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CloudTrailEvent<'a> {
+    aws_region: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+    event_category: &'static str,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    event_name: &'a str,
+    event_source: &'a str,
+    event_time: &'a str,
+    event_type: &'static str,
+    event_version: &'static str,
+    management_event: bool,
+    read_only: bool,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    request_parameters: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<ResourcesView<'a>>,
+    response_elements: &'a Value,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_details: Option<TlsDetailsView<'a>>,
+    user_agent: &'a str,
+    user_identity: UserIdentityView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpc_endpoint_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentityView<'a> {
+    access_key_id: &'a str,
+    account_id: &'a str,
+    arn: &'a str,
+    principal_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_context: Option<SessionContextView<'a>>,
+    #[serde(rename = "type")]
+    ty: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContextView<'a> {
+    session_issuer: SessionIssuerView<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionIssuerView<'a> {
+    account_id: &'a str,
+    arn: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+impl<'a> UserIdentityView<'a> {
+    fn of(c: &'a Caller) -> Self {
+        UserIdentityView {
+            access_key_id: &c.access_key_id,
+            account_id: &c.account_id,
+            arn: &c.arn,
+            principal_id: &c.principal_id,
+            session_context: (c.principal_type == "AssumedRole").then_some(SessionContextView {
+                session_issuer: SessionIssuerView {
+                    account_id: &c.account_id,
+                    arn: &c.role_arn,
+                    ty: "Role",
+                },
+            }),
+            ty: &c.principal_type,
+            user_name: (c.principal_type == "IAMUser").then_some(c.user_name.as_str()),
+        }
+    }
+}
+
+/// The LookupEvents user name of a caller.
+fn username(c: &Caller) -> &str {
+    match c.principal_type.as_str() {
+        "Root" => "root",
+        "AssumedRole" => &c.session_name,
+        _ => &c.user_name,
+    }
+}
+
+/// The `resources` of an event: one entry per key ARN.
+struct ResourcesView<'a>(&'a [String]);
+
+#[derive(Serialize)]
+struct ResourceView<'a> {
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+    #[serde(rename = "accountId")]
+    account_id: Option<&'a str>,
+    #[serde(rename = "type")]
+    ty: &'static str,
+}
+
+impl Serialize for ResourcesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|a| ResourceView {
+            arn: a,
+            account_id: account_of_arn(a),
+            ty: KEY_RESOURCE_TYPE,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TlsDetailsView<'a> {
+    cipher_suite: &'a str,
+    client_provided_host_header: &'a str,
+    tls_version: &'a str,
+}
+
+impl<'a> CloudTrailEvent<'a> {
+    fn new(
+        ctx: &'a RequestContext,
+        caller: &'a Caller,
+        e: &'a Event<'a>,
+        event_id: &'a str,
+        event_time: &'a str,
+    ) -> Self {
+        CloudTrailEvent {
+            aws_region: e.region,
+            error_code: e.error.map(|err| err.code.as_str()),
+            error_message: e.error.map(|err| err.message.as_str()),
+            event_category: "Management",
+            event_id,
+            event_name: e.name,
+            event_source: e.source,
+            event_time,
+            event_type: "AwsApiCall",
+            event_version: "1.08",
+            management_event: true,
+            read_only: e.read_only,
+            request_id: &ctx.request_id,
+            request_parameters: &e.request_parameters,
+            resources: (!e.key_arns.is_empty()).then_some(ResourcesView(e.key_arns)),
+            response_elements: &e.response_elements,
+            source_ip_address: &ctx.source_ip,
+            // Only calls that arrived over TLS have tlsDetails.
+            tls_details: ctx.tls.as_ref().map(|tls| TlsDetailsView {
+                cipher_suite: &tls.cipher_suite,
+                client_provided_host_header: &tls.client_provided_host_header,
+                tls_version: &tls.tls_version,
+            }),
+            user_agent: &ctx.user_agent,
+            user_identity: UserIdentityView::of(caller),
+            vpc_endpoint_id: (e.with_vpc_endpoint && !ctx.vpce_id.is_empty())
+                .then_some(ctx.vpce_id.as_str()),
+        }
+    }
+}
+
 /// Build a CloudTrail event (eventVersion 1.08) and make it durable before the
 /// caller answers; fails closed (KMSInternalException).
 pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result<(), AwsError> {
-    let caller = ctx.caller.clone().unwrap_or_default();
-    let (identity, username) = user_identity(&caller);
-    let mut event = Map::new();
-    event.insert("eventVersion".into(), json!("1.08"));
-    event.insert("userIdentity".into(), identity);
-    event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
-    event.insert("eventSource".into(), json!(e.source));
-    event.insert("eventName".into(), json!(e.name));
-    event.insert("awsRegion".into(), json!(e.region));
-    event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
-    event.insert("userAgent".into(), json!(ctx.user_agent));
-    if let Some(err) = e.error {
-        event.insert("errorCode".into(), json!(err.code));
-        event.insert("errorMessage".into(), json!(err.message));
-    }
-    event.insert("requestParameters".into(), e.request_parameters);
-    event.insert("responseElements".into(), e.response_elements);
-    event.insert("requestID".into(), json!(ctx.request_id));
+    let no_caller = Caller::default();
+    let caller = ctx.caller.as_ref().unwrap_or(&no_caller);
     // A time-ordered UUID (v7): audit's unique (account, eventID) index then grows at
     // its end instead of dirtying a random page per record (random v4 ids did).
     let event_id = uuid::Uuid::now_v7().to_string();
-    event.insert("eventID".into(), json!(event_id));
-    event.insert("readOnly".into(), json!(e.read_only));
-    if !e.key_arns.is_empty() {
-        let resources: Vec<Value> = e
-            .key_arns
-            .iter()
-            .map(|a| json!({ "accountId": account_of_arn(a), "type": KEY_RESOURCE_TYPE, "ARN": a }))
-            .collect();
-        event.insert("resources".into(), Value::Array(resources));
-    }
-    event.insert("eventType".into(), json!("AwsApiCall"));
-    event.insert("managementEvent".into(), json!(true));
-    event.insert("eventCategory".into(), json!("Management"));
-    if e.with_vpc_endpoint && !ctx.vpce_id.is_empty() {
-        event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
-    }
-    // Only calls that arrived over TLS have tlsDetails.
-    if let Some(tls) = &ctx.tls {
-        event.insert(
-            "tlsDetails".into(),
-            json!({
-                "tlsVersion": tls.tls_version,
-                "cipherSuite": tls.cipher_suite,
-                "clientProvidedHostHeader": tls.client_provided_host_header,
-            }),
-        );
-    }
+    let event_time = iso8601(ctx.time_ms);
+    let event = CloudTrailEvent::new(ctx, caller, &e, &event_id, &event_time);
+    let cloudtrail_event = serde_json::to_string(&event).map_err(|_| AwsError::internal())?;
 
     // The caller's account, each key owner's account and any other named account.
     let mut recipients = vec![caller.account_id.clone()];
@@ -188,7 +305,7 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
         event_name: e.name.to_string(),
         event_source: e.source.to_string(),
         read_only: e.read_only,
-        username,
+        username: username(caller).to_string(),
         access_key_id: caller.access_key_id.clone(),
         resources: e
             .key_arns
@@ -199,7 +316,7 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
             })
             .collect(),
         recipient_account_ids: recipients,
-        cloudtrail_event: Value::Object(event).to_string(),
+        cloudtrail_event,
         request_id: ctx.request_id.clone(),
     };
     state
@@ -243,7 +360,10 @@ pub async fn record(
     };
     // CloudTrail shows responseElements only for calls that change something.
     let response = match (outcome, &op.output, read_only) {
-        (Ok(v), Some(s), false) => state.kms_model.audit_view(&s.shape, v),
+        (Ok(reply), Some(s), false) => reply
+            .json
+            .as_ref()
+            .and_then(|v| state.kms_model.audit_view(&s.shape, v)),
         _ => None,
     };
     // Grant tokens let their holder use a grant at once: no record shows them.
@@ -283,6 +403,7 @@ fn without_grant_tokens(view: Option<Value>) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     #[test]
     fn grant_tokens_never_reach_a_record() {
@@ -303,10 +424,161 @@ mod tests {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             ..Default::default()
         };
-        let (id, username) = user_identity(&c);
-        assert_eq!(username, "root");
+        let id = serde_json::to_value(UserIdentityView::of(&c)).unwrap();
+        assert_eq!(username(&c), "root");
         assert_eq!(id["type"], "Root");
         assert!(id.get("userName").is_none());
+    }
+
+    /// The event as it was built before [`CloudTrailEvent`] existed: a sorted
+    /// `serde_json::Map`. Records must keep exactly this text.
+    fn map_built_event(ctx: &RequestContext, e: &Event<'_>, event_id: &str) -> String {
+        let c = ctx.caller.clone().unwrap_or_default();
+        let mut id = Map::new();
+        id.insert("type".into(), json!(c.principal_type));
+        id.insert("principalId".into(), json!(c.principal_id));
+        id.insert("arn".into(), json!(c.arn));
+        id.insert("accountId".into(), json!(c.account_id));
+        id.insert("accessKeyId".into(), json!(c.access_key_id));
+        if c.principal_type == "IAMUser" {
+            id.insert("userName".into(), json!(c.user_name));
+        }
+        if c.principal_type == "AssumedRole" {
+            id.insert(
+                "sessionContext".into(),
+                json!({ "sessionIssuer": { "type": "Role", "arn": c.role_arn, "accountId": c.account_id } }),
+            );
+        }
+        let mut event = Map::new();
+        event.insert("eventVersion".into(), json!("1.08"));
+        event.insert("userIdentity".into(), Value::Object(id));
+        event.insert("eventTime".into(), json!(iso8601(ctx.time_ms)));
+        event.insert("eventSource".into(), json!(e.source));
+        event.insert("eventName".into(), json!(e.name));
+        event.insert("awsRegion".into(), json!(e.region));
+        event.insert("sourceIPAddress".into(), json!(ctx.source_ip));
+        event.insert("userAgent".into(), json!(ctx.user_agent));
+        if let Some(err) = e.error {
+            event.insert("errorCode".into(), json!(err.code));
+            event.insert("errorMessage".into(), json!(err.message));
+        }
+        event.insert("requestParameters".into(), e.request_parameters.clone());
+        event.insert("responseElements".into(), e.response_elements.clone());
+        event.insert("requestID".into(), json!(ctx.request_id));
+        event.insert("eventID".into(), json!(event_id));
+        event.insert("readOnly".into(), json!(e.read_only));
+        if !e.key_arns.is_empty() {
+            let resources: Vec<Value> = e
+                .key_arns
+                .iter()
+                .map(|a| json!({ "accountId": account_of_arn(a), "type": KEY_RESOURCE_TYPE, "ARN": a }))
+                .collect();
+            event.insert("resources".into(), Value::Array(resources));
+        }
+        event.insert("eventType".into(), json!("AwsApiCall"));
+        event.insert("managementEvent".into(), json!(true));
+        event.insert("eventCategory".into(), json!("Management"));
+        if e.with_vpc_endpoint && !ctx.vpce_id.is_empty() {
+            event.insert("vpcEndpointId".into(), json!(ctx.vpce_id));
+        }
+        if let Some(tls) = &ctx.tls {
+            event.insert(
+                "tlsDetails".into(),
+                json!({
+                    "tlsVersion": tls.tls_version,
+                    "cipherSuite": tls.cipher_suite,
+                    "clientProvidedHostHeader": tls.client_provided_host_header,
+                }),
+            );
+        }
+        Value::Object(event).to_string()
+    }
+
+    #[test]
+    fn events_keep_the_text_of_map_built_records() {
+        let callers = [
+            Caller {
+                account_id: "111122223333".into(),
+                arn: "arn:aws:iam::111122223333:root".into(),
+                principal_id: "111122223333".into(),
+                principal_type: "Root".into(),
+                access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+                ..Default::default()
+            },
+            Caller {
+                account_id: "111122223333".into(),
+                arn: "arn:aws:iam::111122223333:user/Al\"ice\n".into(),
+                principal_id: "AIDA\u{1}X".into(),
+                principal_type: "IAMUser".into(),
+                user_name: "Al\"ice\n".into(),
+                access_key_id: "AKIA2".into(),
+                ..Default::default()
+            },
+            Caller {
+                account_id: "444455556666".into(),
+                arn: "arn:aws:sts::444455556666:assumed-role/R/s".into(),
+                principal_id: "AROA:s".into(),
+                principal_type: "AssumedRole".into(),
+                role_arn: "arn:aws:iam::444455556666:role/R".into(),
+                session_name: "s".into(),
+                access_key_id: "ASIA3".into(),
+                ..Default::default()
+            },
+        ];
+        let error = AwsError::new("NotFoundException", "Key 'x\u{7f}' does not exist é");
+        let arns = [
+            "arn:aws:kms:us-east-1:111122223333:key/k1".to_string(),
+            "arn:aws:kms:us-east-1::key/k2".to_string(),
+        ];
+        let mut n = 0;
+        for caller in callers {
+            for tls in [false, true] {
+                for failed in [false, true] {
+                    for (key_arns, vpce) in [(&arns[..], "vpce-0a1b"), (&[][..], "")] {
+                        n += 1;
+                        let ctx = RequestContext {
+                            request_id: format!("req-{n}"),
+                            caller: Some(caller.clone()),
+                            source_ip: "10.0.0.7".into(),
+                            user_agent: "aws-cli/2 \"x\"".into(),
+                            vpce_id: vpce.into(),
+                            region: "us-east-1".into(),
+                            time_ms: 1_516_081_617_000,
+                            tls: tls.then(|| kms_proto::common::v1::TlsDetails {
+                                tls_version: "TLSv1.3".into(),
+                                cipher_suite: "TLS_AES_128_GCM_SHA256".into(),
+                                client_provided_host_header: "kms.us-east-1.amazonaws.com".into(),
+                            }),
+                            ..Default::default()
+                        };
+                        let e = Event {
+                            source: "kms.amazonaws.com",
+                            name: "Encrypt",
+                            region: "us-east-1",
+                            read_only: n % 2 == 0,
+                            error: failed.then_some(&error),
+                            request_parameters: if failed {
+                                Value::Null
+                            } else {
+                                json!({"keyId": "k", "encryptionContext": {"b": "1", "a": "2"}})
+                            },
+                            response_elements: json!({"keyMetadata": {"keyId": "k", "enabled": true}}),
+                            key_arns,
+                            other_recipients: &[],
+                            with_vpc_endpoint: n % 3 != 0,
+                        };
+                        let caller = ctx.caller.as_ref().unwrap();
+                        let time = iso8601(ctx.time_ms);
+                        let event = CloudTrailEvent::new(&ctx, caller, &e, "ev-1", &time);
+                        assert_eq!(
+                            serde_json::to_string(&event).unwrap(),
+                            map_built_event(&ctx, &e, "ev-1"),
+                            "case {n}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -325,6 +597,27 @@ mod tests {
             arns,
             vec!["arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
         );
+    }
+
+    #[test]
+    fn response_keys_come_from_the_reply_body() {
+        let ctx = RequestContext::default();
+        let req = json!({"KeyId": "alias/x"});
+        let reply = |body: Value| {
+            Ok(crate::kms::Reply {
+                body: serde_json::to_vec(&body).unwrap(),
+                json: None,
+            })
+        };
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        let src = "arn:aws:kms:us-east-1:444455556666:key/k2";
+        let out = reply(json!({"CiphertextBlob": "AAAA", "KeyId": arn, "SourceKeyId": src}));
+        assert_eq!(key_arns(&ctx, &req, &out), vec![arn, src]);
+        // An id that is not a key ARN names nothing; escapes are decoded.
+        let out = reply(json!({"KeyId": "k1", "KeyMetadata": {"Arn": "arn:a\"b", "KeyId": "k1"}}));
+        assert_eq!(key_arns(&ctx, &req, &out), vec!["arn:a\"b"]);
+        let out = reply(json!({"KeyId": arn, "KeyMetadata": {"Arn": arn}}));
+        assert_eq!(key_arns(&ctx, &req, &out), vec![arn]);
     }
 
     #[test]

@@ -51,13 +51,22 @@ pub fn json_response(body: Vec<u8>) -> Response<Full<Bytes>> {
     resp
 }
 
-fn http_date() -> String {
+/// The `Date` header, formatted once per second per thread (it names the second).
+fn http_date() -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, Option<HeaderValue>)> = const { std::cell::RefCell::new((i64::MIN, None)) };
+    }
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    time::OffsetDateTime::now_utc()
-        .format(&fmt)
-        .unwrap_or_default()
+    let now = time::OffsetDateTime::now_utc();
+    LAST.with_borrow_mut(|(second, value)| {
+        if *second != now.unix_timestamp() {
+            *second = now.unix_timestamp();
+            *value = HeaderValue::from_str(&now.format(&fmt).unwrap_or_default()).ok();
+        }
+        value.clone()
+    })
 }
 
 /// Whether the request's Host is ambiguous: more than one Host field line, or
@@ -97,7 +106,9 @@ pub async fn handle(
         return Ok(bad_request());
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let query_service = query_service(req.headers());
+    // Parsed once: it picks the error dialect here and is verified in `authenticate`.
+    let auth = sigv4::parse_authorization(req.headers());
+    let query_service = query_service(&auth, req.headers());
     let started = std::time::Instant::now();
     // One trace per API call: this span is the root; every gRPC hop below it
     // carries its context. The request id ties it to the response and to the
@@ -116,7 +127,7 @@ pub async fn handle(
         http.status_code = tracing::field::Empty,
     );
     let mut labels = crate::metrics::Labels::default();
-    let result = process(&state, &conn, req, &request_id, &mut labels)
+    let result = process(&state, &conn, req, auth, &request_id, &mut labels)
         .instrument(span.clone())
         .await;
     let error_code = result.as_ref().err().map(|e| e.code.clone());
@@ -151,7 +162,7 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&http_date()) {
+    if let Some(v) = http_date() {
         h.insert(http::header::DATE, v);
     }
     Ok(resp)
@@ -160,8 +171,11 @@ pub async fn handle(
 /// Which Query-protocol service a request speaks, if any (its errors are that service's
 /// XML): signed for `ec2`, `iam` or `sts`, or (EC2) an unsigned form post without a JSON
 /// target.
-fn query_service(headers: &HeaderMap) -> Option<&'static str> {
-    match sigv4::parse_authorization(headers) {
+fn query_service(
+    auth: &Result<Option<sigv4::AuthHeader>, AwsError>,
+    headers: &HeaderMap,
+) -> Option<&'static str> {
+    match auth {
         Ok(Some(auth)) => match auth.scope_service.as_str() {
             "ec2" => Some("ec2"),
             "iam" => Some("iam"),
@@ -217,6 +231,7 @@ async fn process(
     state: &State,
     conn: &ConnInfo,
     req: hyper::Request<Incoming>,
+    auth: Result<Option<sigv4::AuthHeader>, AwsError>,
     request_id: &str,
     labels: &mut crate::metrics::Labels,
 ) -> Result<Response<Full<Bytes>>, AwsError> {
@@ -241,7 +256,7 @@ async fn process(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let (caller, service, scope_region) = authenticate(state, &parts, &body).await?;
+    let (caller, service, scope_region) = authenticate(state, &parts, auth, &body).await?;
     // A request for a known target must be signed for that target's service.
     for (prefix, expected) in [
         (KMS_TARGET_PREFIX, "kms"),
@@ -360,10 +375,11 @@ pub fn now_ms() -> i64 {
 async fn authenticate(
     state: &State,
     parts: &http::request::Parts,
+    auth: Result<Option<sigv4::AuthHeader>, AwsError>,
     body: &[u8],
 ) -> Result<(Caller, String, String), AwsError> {
     let headers: &HeaderMap = &parts.headers;
-    let Some(auth) = sigv4::parse_authorization(headers)? else {
+    let Some(auth) = auth? else {
         return Err(AwsError::new(
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
@@ -402,13 +418,13 @@ async fn authenticate(
         .clients
         .authz()
         .authenticate(AuthenticateRequest {
-            access_key_id: auth.access_key_id.clone(),
-            scope_date: auth.scope_date.clone(),
+            access_key_id: auth.access_key_id,
+            scope_date: auth.scope_date,
             scope_region: auth.scope_region.clone(),
             scope_service: auth.scope_service.clone(),
             amz_date,
             string_to_sign,
-            signature: auth.signature.clone(),
+            signature: auth.signature,
             security_token: headers
                 .get("x-amz-security-token")
                 .and_then(|v| v.to_str().ok())

@@ -112,7 +112,9 @@ pub async fn call(
             )
         })?
     };
-    let outcome = match execute(state, &ctx, op_name, op, &request).await {
+    // Only the records of calls that change something show the response.
+    let want_json = op.output.is_some() && !is_read_only(op_name);
+    let outcome = match execute(state, &ctx, op_name, op, &request, want_json).await {
         Ok(v) => Ok(v),
         // AWS does not record a request that only the endpoint policy denied.
         Err(f) if f.endpoint_policy_denial => return Err(f.error),
@@ -121,15 +123,20 @@ pub async fn call(
     // The record is durable before any answer leaves.
     audit::record(state, &ctx, op_name, op, &request, &outcome).await?;
     match outcome {
-        Ok(response) => {
-            let body = match (&op.output, response) {
-                (None, _) => Vec::new(),
-                (Some(_), v) => serde_json::to_vec(&v).map_err(|_| AwsError::internal())?,
-            };
-            Ok(json_response(body))
-        }
+        Ok(reply) => Ok(json_response(match &op.output {
+            None => Vec::new(),
+            Some(_) => reply.body,
+        })),
         Err(e) => Err(e),
     }
+}
+
+/// What a call answered.
+pub struct Reply {
+    /// The response body: the keystore's message serialized straight to JSON.
+    pub body: Vec<u8>,
+    /// The response as a JSON tree, made only when the record shows it.
+    pub json: Option<Value>,
 }
 
 /// A failed call, and whether only the VPC endpoint policy denied it.
@@ -163,7 +170,8 @@ async fn execute(
     op_name: &str,
     op: &Operation,
     request: &Value,
-) -> Result<Value, Failure> {
+    want_json: bool,
+) -> Result<Reply, Failure> {
     state.kms_model.validate_input(op, request)?;
     if let Some(key_id) = request.get("KeyId").and_then(Value::as_str) {
         tracing::Span::current().record("kms.key_id", key_id);
@@ -194,7 +202,7 @@ async fn execute(
         )
         .into());
     }
-    dispatch(state, ctx.clone(), op_name, request).await
+    dispatch(state, ctx.clone(), op_name, request, want_json).await
 }
 
 fn decode<'a, T: serde::Deserialize<'a>>(v: &'a Value) -> Result<T, AwsError> {
@@ -206,19 +214,17 @@ fn decode<'a, T: serde::Deserialize<'a>>(v: &'a Value) -> Result<T, AwsError> {
     })
 }
 
-macro_rules! ks_call {
-    ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
-        let mut req: $req = decode($value)?;
-        req.context = Some($ctx);
-        let resp = $state
-            .clients
-            .keystore()
-            .$method(req)
-            .await
-            .map_err(|s| backend_failure(&s))?
-            .into_inner();
-        serde_json::to_value(&resp).map_err(|_| Failure::from(AwsError::internal()))
-    }};
+/// The answer from the keystore's response message, serialized once, without a
+/// JSON tree unless `want_json`.
+fn reply<T: serde::Serialize>(resp: &T, want_json: bool) -> Result<Reply, Failure> {
+    let internal = |_| Failure::from(AwsError::internal());
+    let json = if want_json {
+        Some(serde_json::to_value(resp).map_err(internal)?)
+    } else {
+        None
+    };
+    let body = serde_json::to_vec(resp).map_err(internal)?;
+    Ok(Reply { body, json })
 }
 
 async fn dispatch(
@@ -226,7 +232,23 @@ async fn dispatch(
     ctx: RequestContext,
     op: &str,
     v: &Value,
-) -> Result<Value, Failure> {
+    want_json: bool,
+) -> Result<Reply, Failure> {
+    // Each arm yields its own response type; `reply` serializes it.
+    macro_rules! ks_call {
+        ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
+            let mut req: $req = decode($value)?;
+            req.context = Some($ctx);
+            let resp = $state
+                .clients
+                .keystore()
+                .$method(req)
+                .await
+                .map_err(|s| backend_failure(&s))?
+                .into_inner();
+            reply(&resp, want_json)
+        }};
+    }
     use kms_proto::keystore::v1 as ks;
     match op {
         "CreateKey" => ks_call!(state, ctx, v, create_key, ks::CreateKeyRequest),

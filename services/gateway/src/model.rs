@@ -54,6 +54,17 @@ struct Shape {
     member: Option<ShapeRef>,
     key: Option<ShapeRef>,
     value: Option<ShapeRef>,
+    /// `members` with their AWS (lowerCamel) names, in `members` order; filled
+    /// once when the model is parsed so that no call recomputes them.
+    #[serde(skip)]
+    cased_members: Vec<Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    cased: String,
+    shape: String,
 }
 
 pub struct Model {
@@ -102,7 +113,18 @@ fn serialization(msg: &str) -> AwsError {
 impl Model {
     fn parse(json: &str) -> Model {
         // The models are compiled in; a parse failure is a build defect.
-        let raw: RawModel = serde_json::from_str(json).expect("embedded botocore model parses");
+        let mut raw: RawModel = serde_json::from_str(json).expect("embedded botocore model parses");
+        for shape in raw.shapes.values_mut() {
+            shape.cased_members = shape
+                .members
+                .iter()
+                .map(|(name, r)| Member {
+                    name: name.clone(),
+                    cased: lower_camel(name),
+                    shape: r.shape.clone(),
+                })
+                .collect();
+        }
         Model {
             metadata: raw.metadata,
             operations: raw.operations,
@@ -125,7 +147,7 @@ impl Model {
             ));
         }
         let mut errors = Vec::new();
-        self.check(&input.shape, value, "", &mut errors)?;
+        self.check(&input.shape, value, Path::Root, &mut errors)?;
         if errors.is_empty() {
             return Ok(());
         }
@@ -150,15 +172,16 @@ impl Model {
         &self,
         shape_name: &str,
         value: &Value,
-        path: &str,
+        path: Path<'_>,
         errors: &mut Vec<String>,
     ) -> Result<(), AwsError> {
         let shape = self.shape(shape_name);
-        let show = |v: &Value| -> String {
+        // Rendered only when a message needs it: the common, valid call allocates nothing.
+        let show = || -> String {
             if shape.sensitive {
                 String::new()
             } else {
-                match v {
+                match value {
                     Value::String(s) => format!(" '{s}'"),
                     other => format!(" '{other}'"),
                 }
@@ -173,13 +196,13 @@ impl Model {
                     if obj.get(req).is_none_or(Value::is_null) {
                         errors.push(format!(
                             "Value null at '{}' failed to satisfy constraint: Member must not be null",
-                            join(path, &lower_camel(req))
+                            Path::Member(&path, &lower_camel(req))
                         ));
                     }
                 }
-                for (name, member) in &shape.members {
-                    if let Some(v) = obj.get(name).filter(|v| !v.is_null()) {
-                        self.check(&member.shape, v, &join(path, &lower_camel(name)), errors)?;
+                for m in &shape.cased_members {
+                    if let Some(v) = obj.get(&m.name).filter(|v| !v.is_null()) {
+                        self.check(&m.shape, v, Path::Member(&path, &m.cased), errors)?;
                     }
                 }
             }
@@ -191,13 +214,13 @@ impl Model {
                     ))
                 })?;
                 let len = s.chars().count() as f64;
-                self.check_len(shape, len, &show(value), path, errors);
+                self.check_len(shape, len, &show, path, errors);
                 if let Some(values) = &shape.enum_values
                     && !values.iter().any(|e| e == s)
                 {
                     errors.push(format!(
                         "Value{} at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-                        show(value),
+                        show(),
                         values.join(", ")
                     ));
                 }
@@ -213,7 +236,7 @@ impl Model {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
                     .map_err(|_| serialization("Base64 encoded value could not be decoded."))?;
-                self.check_len(shape, bytes.len() as f64, "", path, errors);
+                self.check_len(shape, bytes.len() as f64, &String::new, path, errors);
             }
             "integer" | "long" => {
                 let n = value
@@ -265,14 +288,13 @@ impl Model {
                 let items = value
                     .as_array()
                     .ok_or_else(|| serialization("Start of list found where not expected"))?;
-                self.check_len(shape, items.len() as f64, "", path, errors);
+                self.check_len(shape, items.len() as f64, &String::new, path, errors);
                 if let Some(member) = &shape.member {
                     for (i, item) in items.iter().enumerate() {
                         if item.is_null() {
                             continue;
                         }
-                        let p = format!("{path}.{}.member", i + 1);
-                        self.check(&member.shape, item, &p, errors)?;
+                        self.check(&member.shape, item, Path::Item(&path, i + 1), errors)?;
                     }
                 }
             }
@@ -280,12 +302,12 @@ impl Model {
                 let obj = value.as_object().ok_or_else(|| {
                     serialization("Start of structure or map found where not expected.")
                 })?;
-                self.check_len(shape, obj.len() as f64, "", path, errors);
+                self.check_len(shape, obj.len() as f64, &String::new, path, errors);
                 if let (Some(k), Some(v)) = (&shape.key, &shape.value) {
                     for (key, val) in obj {
                         self.check(&k.shape, &Value::String(key.clone()), path, errors)?;
                         if !val.is_null() {
-                            self.check(&v.shape, val, &format!("{path}.{key}"), errors)?;
+                            self.check(&v.shape, val, Path::Key(&path, key), errors)?;
                         }
                     }
                 }
@@ -299,22 +321,24 @@ impl Model {
         &self,
         shape: &Shape,
         len: f64,
-        shown: &str,
-        path: &str,
+        shown: &dyn Fn() -> String,
+        path: Path<'_>,
         errors: &mut Vec<String>,
     ) {
         if let Some(min) = shape.min
             && len < min
         {
             errors.push(format!(
-                "Value{shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}"
+                "Value{} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {min}",
+                shown()
             ));
         }
         if let Some(max) = shape.max
             && len > max
         {
             errors.push(format!(
-                "Value{shown} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"
+                "Value{} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}",
+                shown()
             ));
         }
     }
@@ -329,11 +353,11 @@ impl Model {
         match (shape.ty.as_str(), value) {
             ("structure", Value::Object(obj)) => {
                 let mut out = Map::new();
-                for (name, member) in &shape.members {
-                    if let Some(v) = obj.get(name).filter(|v| !v.is_null())
-                        && let Some(view) = self.audit_view(&member.shape, v)
+                for m in &shape.cased_members {
+                    if let Some(v) = obj.get(&m.name).filter(|v| !v.is_null())
+                        && let Some(view) = self.audit_view(&m.shape, v)
                     {
-                        out.insert(lower_camel(name), view);
+                        out.insert(m.cased.clone(), view);
                     }
                 }
                 (!out.is_empty()).then_some(Value::Object(out))
@@ -363,11 +387,39 @@ impl Model {
     }
 }
 
-fn join(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
+/// Where a value sits in a request, as validation messages name it
+/// (`keyId`, `grantTokens.1.member`, `encryptionContext.Dept`); rendered only
+/// into a message.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    /// A structure member, by its AWS (lowerCamel) name.
+    Member(&'a Path<'a>, &'a str),
+    /// A list item, numbered from 1.
+    Item(&'a Path<'a>, usize),
+    /// A map value, by its key.
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl Path<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Path::Root => true,
+            Path::Member(p, name) => p.is_empty() && name.is_empty(),
+            Path::Item(..) | Path::Key(..) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Member(p, name) if p.is_empty() => f.write_str(name),
+            Path::Member(p, name) => write!(f, "{p}.{name}"),
+            Path::Item(p, i) => write!(f, "{p}.{i}.member"),
+            Path::Key(p, key) => write!(f, "{p}.{key}"),
+        }
     }
 }
 
@@ -440,6 +492,31 @@ mod tests {
         assert!(
             e.message
                 .contains("Member must satisfy enum value set: [AES_256, AES_128]")
+        );
+    }
+
+    #[test]
+    fn nested_values_are_named_by_their_path() {
+        let e = validate(
+            "CreateGrant",
+            json!({"KeyId": "k", "GranteePrincipal": "p", "Operations": ["Encrypt", "Nope"]}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "1 validation error detected: Value 'Nope' at 'operations.2.member' failed to satisfy constraint: Member must satisfy enum value set: ["
+            ),
+            "{}",
+            e.message
+        );
+        let e = validate(
+            "TagResource",
+            json!({"KeyId": "k", "Tags": [{"TagKey": "a", "TagValue": "b"}, {"TagKey": ""}]}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "2 validation errors detected: Value null at 'tags.2.member.tagValue' failed to satisfy constraint: Member must not be null; Value '' at 'tags.2.member.tagKey' failed to satisfy constraint: Member must have length greater than or equal to 1"
         );
     }
 

@@ -232,15 +232,21 @@ fn canonical_query(query: Option<&str>) -> String {
         .join("&")
 }
 
-fn canonical_header_value(values: &[&[u8]]) -> String {
-    let joined: Vec<String> = values
-        .iter()
-        .map(|v| {
-            let s = String::from_utf8_lossy(v);
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        })
-        .collect();
-    joined.join(",")
+/// Append a header's canonical value: each value's words joined by one space,
+/// the values joined by commas. Written in place: this runs for every signed
+/// header of every request.
+fn push_canonical_header_value<'a>(values: impl Iterator<Item = &'a [u8]>, out: &mut String) {
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, word) in String::from_utf8_lossy(v).split_whitespace().enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
 }
 
 /// Build the SigV4 string to sign for a received request.
@@ -266,26 +272,24 @@ pub fn string_to_sign(
     canonical.push_str(&canonical_query(uri.query()));
     canonical.push('\n');
     for name in &auth.signed_headers {
-        let values: Vec<&[u8]> = headers
-            .get_all(name.as_str())
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        let value = if values.is_empty() && name == "host" {
-            // HTTP/2 carries the host as :authority.
-            uri.authority()
-                .map(|a| a.as_str().to_string())
-                .unwrap_or_default()
-        } else {
-            canonical_header_value(&values)
-        };
+        let values = headers.get_all(name.as_str());
         canonical.push_str(name);
         canonical.push(':');
-        canonical.push_str(&value);
+        if values.iter().next().is_none() && name == "host" {
+            // HTTP/2 carries the host as :authority.
+            canonical.push_str(uri.authority().map(|a| a.as_str()).unwrap_or_default());
+        } else {
+            push_canonical_header_value(values.iter().map(|v| v.as_bytes()), &mut canonical);
+        }
         canonical.push('\n');
     }
     canonical.push('\n');
-    canonical.push_str(&auth.signed_headers.join(";"));
+    for (i, name) in auth.signed_headers.iter().enumerate() {
+        if i > 0 {
+            canonical.push(';');
+        }
+        canonical.push_str(name);
+    }
     canonical.push('\n');
     canonical.push_str(payload_hash);
     Ok(format!(
@@ -414,6 +418,14 @@ mod tests {
         assert_eq!(e.code, "IncompleteSignatureException");
         assert!(e.message.contains("'Signature'"));
         assert!(parse_authorization(&HeaderMap::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_values_are_trimmed_folded_and_joined() {
+        let mut out = String::new();
+        let values: [&[u8]; 3] = [b"  a   b\tc ", b"", b"d"];
+        push_canonical_header_value(values.into_iter(), &mut out);
+        assert_eq!(out, "a b c,,d");
     }
 
     #[test]
