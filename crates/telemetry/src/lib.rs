@@ -171,6 +171,20 @@ pub fn init_with(service: &str, endpoint: Option<String>) -> anyhow::Result<Tele
     })
 }
 
+/// Whether the server behind `channel` answers `grpc.health.v1` with SERVING
+/// (for the whole server: the empty service name).
+pub async fn serving(channel: tonic::transport::Channel) -> bool {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    matches!(
+        HealthClient::new(channel)
+            .check(HealthCheckRequest { service: String::new() })
+            .await,
+        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32
+    )
+}
+
 /// The meter of a service's instruments (no-op without an exporter).
 pub fn meter(service: &'static str) -> Meter {
     global::meter(service)

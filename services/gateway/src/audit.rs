@@ -414,16 +414,20 @@ mod tests {
         assert_eq!(v, Some(json!({"keyId": "k"})));
     }
 
-    #[test]
-    fn root_identity_has_no_user_name_and_looks_up_as_root() {
-        let c = Caller {
+    fn root_caller() -> Caller {
+        Caller {
             account_id: "111122223333".into(),
             arn: "arn:aws:iam::111122223333:root".into(),
             principal_id: "111122223333".into(),
             principal_type: "Root".into(),
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn root_identity_has_no_user_name_and_looks_up_as_root() {
+        let c = root_caller();
         let id = serde_json::to_value(UserIdentityView::of(&c)).unwrap();
         assert_eq!(username(&c), "root");
         assert_eq!(id["type"], "Root");
@@ -497,14 +501,7 @@ mod tests {
     #[test]
     fn events_keep_the_text_of_map_built_records() {
         let callers = [
-            Caller {
-                account_id: "111122223333".into(),
-                arn: "arn:aws:iam::111122223333:root".into(),
-                principal_id: "111122223333".into(),
-                principal_type: "Root".into(),
-                access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-                ..Default::default()
-            },
+            root_caller(),
             Caller {
                 account_id: "111122223333".into(),
                 arn: "arn:aws:iam::111122223333:user/Al\"ice\n".into(),

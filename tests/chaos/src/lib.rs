@@ -515,9 +515,6 @@ impl Drop for Cluster {
 /// grpc.health.v1 over mutual TLS, as the `ops` role.
 async fn grpc_serving(addr: SocketAddr, s: Svc, tls_dir: &Path) -> bool {
     use kms_telemetry::tls::{InternalTls, Role};
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
         return false;
     };
@@ -530,12 +527,7 @@ async fn grpc_serving(addr: SocketAddr, s: Svc, tls_dir: &Path) -> bool {
     let Ok(channel) = ops.connect(&ep, server).await else {
         return false;
     };
-    matches!(
-        HealthClient::new(channel)
-            .check(HealthCheckRequest { service: String::new() })
-            .await,
-        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32
-    )
+    kms_telemetry::serving(channel).await
 }
 
 fn fresh_config(endpoint: SocketAddr, attempts: u32) -> aws_sdk_kms::Config {
@@ -618,4 +610,56 @@ impl Cluster {
     pub fn pid(&self, s: Svc) -> Option<u32> {
         self.procs[&s].child.as_ref().map(Child::id)
     }
+}
+
+/// The registry's gRPC client, as the gateway role (tests drive the EC2 model
+/// directly through it).
+pub type Registry =
+    kms_proto::registry::v1::registry_client::RegistryClient<tonic::transport::Channel>;
+
+impl Cluster {
+    /// A registry client over mutual TLS as the gateway role.
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        Ok(Registry::new(self.internal_channel(Svc::Registry)?))
+    }
+}
+
+/// A KMS interface endpoint (no private DNS) in `subnet_id` of `vpc_id`, made at
+/// the registry for account A. Returns (vpce id, interface IP).
+pub async fn create_endpoint_at_registry(
+    reg: &mut Registry,
+    vpc_id: &str,
+    subnet_id: &str,
+) -> (String, String) {
+    use kms_proto::registry::v1::{CreateVpcEndpointRequest, DescribeNetworkInterfacesRequest};
+    let account = ACCOUNT_A.0.to_string();
+    let created = reg
+        .create_vpc_endpoint(CreateVpcEndpointRequest {
+            owner_account_id: account.clone(),
+            vpc_id: vpc_id.to_owned(),
+            service_name: "com.amazonaws.us-east-1.kms".into(),
+            vpc_endpoint_type: "Interface".into(),
+            private_dns_enabled: Some(false),
+            subnet_ids: vec![subnet_id.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let enis = reg
+        .describe_network_interfaces(DescribeNetworkInterfacesRequest {
+            owner_account_id: account,
+            network_interface_ids: created.network_interface_ids.clone(),
+            filters: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ip = enis.network_interfaces[0]
+        .interface
+        .as_ref()
+        .unwrap()
+        .private_ip
+        .clone();
+    (created.endpoint.unwrap().vpce_id, ip)
 }

@@ -1047,12 +1047,9 @@ async fn authz_kill9_never_allows() {
 /// A VPC in 127.`octet`.0.0/16 with one subnet and a KMS interface endpoint,
 /// made through the registry's gRPC API. Returns (vpce id, interface IP).
 async fn endpoint_in_new_vpc(cluster: &Cluster, octet: u8) -> (String, String) {
-    use kms_proto::registry::v1::{
-        CreateSubnetRequest, CreateVpcEndpointRequest, CreateVpcRequest,
-        DescribeNetworkInterfacesRequest, registry_client::RegistryClient,
-    };
+    use kms_proto::registry::v1::{CreateSubnetRequest, CreateVpcRequest};
     let account = kms_chaos::ACCOUNT_A.0.to_string();
-    let mut reg = RegistryClient::new(cluster.internal_channel(Svc::Registry).unwrap());
+    let mut reg = cluster.registry().unwrap();
     let vpc = reg
         .create_vpc(CreateVpcRequest {
             owner_account_id: account.clone(),
@@ -1071,35 +1068,7 @@ async fn endpoint_in_new_vpc(cluster: &Cluster, octet: u8) -> (String, String) {
         .await
         .unwrap()
         .into_inner();
-    let endpoint = reg
-        .create_vpc_endpoint(CreateVpcEndpointRequest {
-            owner_account_id: account.clone(),
-            vpc_id: vpc.vpc_id.clone(),
-            service_name: "com.amazonaws.us-east-1.kms".into(),
-            vpc_endpoint_type: "Interface".into(),
-            private_dns_enabled: Some(false),
-            subnet_ids: vec![subnet.subnet_id.clone()],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let enis = reg
-        .describe_network_interfaces(DescribeNetworkInterfacesRequest {
-            owner_account_id: account,
-            network_interface_ids: endpoint.network_interface_ids.clone(),
-            filters: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let ip = enis.network_interfaces[0]
-        .interface
-        .as_ref()
-        .unwrap()
-        .private_ip
-        .clone();
-    (endpoint.endpoint.unwrap().vpce_id, ip)
+    kms_chaos::create_endpoint_at_registry(&mut reg, &vpc.vpc_id, &subnet.subnet_id).await
 }
 
 /// The `vpcEndpointId` of the audit record of `request_id` ("" for none).

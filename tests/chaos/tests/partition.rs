@@ -1349,23 +1349,14 @@ async fn black_holed_dependency_calls_stay_within_deadline() {
 
 /// The registry's gRPC API, for changes made while the gateway is hung (over
 /// the internal mutual TLS, as the gateway: the harness's channel).
-fn registry_client(
-    cluster: &Cluster,
-) -> kms_proto::registry::v1::registry_client::RegistryClient<tonic::transport::Channel> {
-    kms_proto::registry::v1::registry_client::RegistryClient::new(
-        cluster
-            .internal_channel(Svc::Registry)
-            .expect("registry channel"),
-    )
+fn registry_client(cluster: &Cluster) -> kms_chaos::Registry {
+    cluster.registry().expect("registry channel")
 }
 
 /// Replace endpoint `old` by a new one in `subnet_id`, at the registry
 /// directly. Returns the new (vpce id, interface IP).
 async fn replace_at_registry(cluster: &Cluster, old: &str, subnet_id: &str) -> (String, String) {
-    use kms_proto::registry::v1::{
-        CreateVpcEndpointRequest, DeleteVpcEndpointsRequest, DescribeNetworkInterfacesRequest,
-        DescribeSubnetsRequest,
-    };
+    use kms_proto::registry::v1::{DeleteVpcEndpointsRequest, DescribeSubnetsRequest};
     let account = ACCOUNT_A.0.to_owned();
     let mut reg = registry_client(cluster);
     let unsuccessful = reg
@@ -1388,35 +1379,7 @@ async fn replace_at_registry(cluster: &Cluster, old: &str, subnet_id: &str) -> (
         .unwrap()
         .into_inner();
     let vpc_id = subnets.subnets[0].vpc_id.clone();
-    let created = reg
-        .create_vpc_endpoint(CreateVpcEndpointRequest {
-            owner_account_id: account.clone(),
-            vpc_id,
-            service_name: "com.amazonaws.us-east-1.kms".into(),
-            vpc_endpoint_type: "Interface".into(),
-            private_dns_enabled: Some(false),
-            subnet_ids: vec![subnet_id.to_owned()],
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let enis = reg
-        .describe_network_interfaces(DescribeNetworkInterfacesRequest {
-            owner_account_id: account,
-            network_interface_ids: created.network_interface_ids.clone(),
-            filters: vec![],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let ip = enis.network_interfaces[0]
-        .interface
-        .as_ref()
-        .unwrap()
-        .private_ip
-        .clone();
-    (created.endpoint.unwrap().vpce_id, ip)
+    kms_chaos::create_endpoint_at_registry(&mut reg, &vpc_id, subnet_id).await
 }
 
 /// One request and its response on a connection the test holds.

@@ -10,9 +10,6 @@
 use std::time::Duration;
 
 use kms_telemetry::tls::{InternalTls, Role};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
 async fn grpc(addr: &str, server: Option<Role>) -> bool {
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else {
@@ -38,12 +35,7 @@ async fn grpc(addr: &str, server: Option<Role>) -> bool {
     let Ok(channel) = channel else {
         return false;
     };
-    matches!(
-        HealthClient::new(channel)
-            .check(HealthCheckRequest { service: String::new() })
-            .await,
-        Ok(r) if r.get_ref().status == ServingStatus::Serving as i32
-    )
+    kms_telemetry::serving(channel).await
 }
 
 #[tokio::main(flavor = "current_thread")]
