@@ -326,9 +326,42 @@ fn principal_of(caller: &CallerInfo) -> Principal {
         account_id: caller.account_id.clone(),
         arn: caller.arn.clone(),
         role_arn: (!caller.role_arn.is_empty()).then(|| caller.role_arn.clone()),
-        is_root: caller.principal_type == "Root"
-            || caller.arn == format!("arn:aws:iam::{}:root", caller.account_id),
+        is_root: caller.principal_type == "Root" || is_root_arn(&caller.arn, &caller.account_id),
     }
+}
+
+/// `t` (UTC, whole seconds) as RFC 3339 `YYYY-MM-DDTHH:MM:SSZ`, what `time`'s `Rfc3339`
+/// format gives for it, without its general formatting machinery (once per decision);
+/// anything else (another offset, a fraction of a second, years outside 0..=9999) goes to
+/// `Rfc3339` itself.
+fn rfc3339_utc(t: OffsetDateTime) -> Option<String> {
+    use std::fmt::Write;
+    if t.offset() != time::UtcOffset::UTC || t.nanosecond() != 0 || !(0..=9999).contains(&t.year())
+    {
+        return t.format(&Rfc3339).ok();
+    }
+    let mut out = String::with_capacity(20);
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+    .ok()?;
+    out.push('Z');
+    Some(out)
+}
+
+/// Whether `arn` is `arn:aws:iam::<account_id>:root` (compared in place: this runs on
+/// every decision).
+fn is_root_arn(arn: &str, account_id: &str) -> bool {
+    arn.strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.strip_prefix(account_id))
+        .is_some_and(|rest| rest == ":root")
 }
 
 /// The request's time (aws:CurrentTime); `now` when it carries none.
@@ -347,60 +380,67 @@ pub fn build_context(
     time: OffsetDateTime,
     extra: &[(String, Vec<String>)],
 ) -> Context {
-    let mut ctx = Context::new();
+    // At most 13 global keys below, on top of the caller's.
+    let mut ctx = Context::with_capacity(extra.len() + 13);
     for (k, v) in extra {
-        ctx.insert_multi(k, v.iter().cloned());
+        // The context only hands out slices: a key with one value is the same either way,
+        // and stored as one it needs no `Vec`.
+        match v.as_slice() {
+            [one] => ctx.insert(k, one.as_str()),
+            _ => ctx.insert_multi(k, v.iter().cloned()),
+        }
     }
     let account = caller.account_id.as_str();
-    ctx.insert("aws:PrincipalAccount", account);
-    ctx.insert("kms:CallerAccount", account);
+    ctx.insert_lowercase("aws:principalaccount", account);
+    ctx.insert_lowercase("kms:calleraccount", account);
     let principal_arn = if caller.role_arn.is_empty() {
         &caller.arn
     } else {
         &caller.role_arn
     };
-    ctx.insert("aws:PrincipalArn", principal_arn.as_str());
-    ctx.insert("aws:PrincipalType", principal_type(&caller.principal_type));
+    ctx.insert_lowercase("aws:principalarn", principal_arn.as_str());
+    ctx.insert_lowercase("aws:principaltype", principal_type(&caller.principal_type));
     let userid = if caller.principal_type == "Root" || caller.principal_id.is_empty() {
         account
     } else {
         caller.principal_id.as_str()
     };
-    ctx.insert("aws:userid", userid);
+    ctx.insert_lowercase("aws:userid", userid);
     if caller.user_name.is_empty() {
         ctx.remove("aws:username");
     } else {
-        ctx.insert("aws:username", caller.user_name.as_str());
+        ctx.insert_lowercase("aws:username", caller.user_name.as_str());
     }
     let secs = time.unix_timestamp();
     let whole = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time);
-    if let Ok(t) = whole.format(&Rfc3339) {
-        ctx.insert("aws:CurrentTime", t);
+    if let Some(t) = rfc3339_utc(whole) {
+        ctx.insert_lowercase("aws:currenttime", t);
     }
-    ctx.insert("aws:EpochTime", secs.to_string());
-    ctx.insert("aws:SecureTransport", origin.secure_transport.to_string());
+    ctx.insert_lowercase("aws:epochtime", secs.to_string());
+    ctx.insert_lowercase("aws:securetransport", origin.secure_transport.to_string());
     if !origin.region.is_empty() {
-        ctx.insert("aws:RequestedRegion", origin.region.as_str());
+        ctx.insert_lowercase("aws:requestedregion", origin.region.as_str());
     }
+    // Lowercase, as the context stores keys: removal then needs no allocation.
     for k in [
-        "aws:SourceIp",
-        "aws:SourceVpce",
-        "aws:SourceVpc",
-        "aws:VpcSourceIp",
+        "aws:sourceip",
+        "aws:sourcevpce",
+        "aws:sourcevpc",
+        "aws:vpcsourceip",
     ] {
         ctx.remove(k);
     }
     if origin.vpce_id.is_empty() {
         if !origin.source_ip.is_empty() {
-            ctx.insert("aws:SourceIp", origin.source_ip.as_str());
+            ctx.insert_lowercase("aws:sourceip", origin.source_ip.as_str());
         }
     } else {
-        ctx.insert("aws:SourceVpce", origin.vpce_id.as_str());
+        ctx.insert_lowercase("aws:sourcevpce", origin.vpce_id.as_str());
         if !origin.vpc_id.is_empty() {
-            ctx.insert("aws:SourceVpc", origin.vpc_id.as_str());
+            ctx.insert_lowercase("aws:sourcevpc", origin.vpc_id.as_str());
         }
         if !origin.source_ip.is_empty() {
-            ctx.insert("aws:VpcSourceIp", origin.source_ip.as_str());
+            ctx.insert_lowercase("aws:vpcsourceip", origin.source_ip.as_str());
         }
     }
     ctx
@@ -502,6 +542,59 @@ mod tests {
         );
         assert_eq!(get(&c, "aws:userid"), Some("AROAEXAMPLE:s1"));
         assert_eq!(get(&c, "aws:PrincipalType"), Some("AssumedRole"));
+    }
+
+    #[test]
+    fn current_time_is_formatted_as_rfc3339_would() {
+        for t in [
+            datetime!(2026-01-02 00:00:00 UTC),
+            datetime!(1970-01-01 00:00:00 UTC),
+            datetime!(2099-12-31 23:59:59 UTC),
+            datetime!(2024-02-29 12:34:56 UTC),
+            datetime!(0000-01-01 00:00:00 UTC),
+            datetime!(9999-12-31 23:59:59 UTC),
+            datetime!(2026-07-08 09:10:11.25 UTC),
+            datetime!(2026-07-08 09:10:11.000000001 UTC),
+            datetime!(2026-07-08 09:10:11 +02:00),
+        ] {
+            assert_eq!(rfc3339_utc(t), t.format(&Rfc3339).ok(), "{t}");
+        }
+        let past = datetime!(-0001-12-31 23:59:59 UTC);
+        assert!(past.format(&Rfc3339).is_err());
+        assert_eq!(rfc3339_utc(past), None);
+    }
+
+    #[test]
+    fn root_arns_are_recognised_in_place() {
+        assert!(is_root_arn(
+            "arn:aws:iam::111122223333:root",
+            "111122223333"
+        ));
+        assert!(!is_root_arn(
+            "arn:aws:iam::111122223333:root",
+            "444455556666"
+        ));
+        assert!(!is_root_arn(
+            "arn:aws:iam::111122223333:rootx",
+            "111122223333"
+        ));
+        assert!(!is_root_arn(
+            "arn:aws:iam::111122223333:user/root",
+            "111122223333"
+        ));
+        assert!(!is_root_arn(
+            "arn:aws:sts::111122223333:root",
+            "111122223333"
+        ));
+        assert!(!is_root_arn("arn:aws:iam:::root", "111122223333"));
+        let p = principal_of(&CallerInfo {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:root".into(),
+            principal_type: "IAMUser".into(),
+            ..Default::default()
+        });
+        assert!(p.is_root);
+        assert!(!principal_of(&alice()).is_root);
     }
 
     #[test]

@@ -69,11 +69,10 @@ impl From<pb::AuthorizeRequest> for AccessRequest {
                 user_name: c.user_name,
                 role_arn: c.role_arn,
             });
-        let mut condition_keys: Vec<(String, Vec<String>)> = r
-            .condition_keys
-            .into_iter()
-            .map(|(k, v)| (k, vec![v]))
-            .collect();
+        // Room for the multi-valued keys and the caller's principal tags too.
+        let mut condition_keys: Vec<(String, Vec<String>)> =
+            Vec::with_capacity(r.condition_keys.len() + r.multi_valued_condition_keys.len() + 4);
+        condition_keys.extend(r.condition_keys.into_iter().map(|(k, v)| (k, vec![v])));
         condition_keys.extend(
             r.multi_valued_condition_keys
                 .into_iter()
@@ -100,18 +99,19 @@ impl From<pb::AuthorizeRequest> for AccessRequest {
     }
 }
 
-fn caller(key: AccessKey) -> Caller {
+fn caller(key: &AccessKey) -> Caller {
     let (role_arn, session_name) = key
         .session
-        .map(|s| (s.role_arn, s.session_name))
+        .as_ref()
+        .map(|s| (s.role_arn.clone(), s.session_name.clone()))
         .unwrap_or_default();
     Caller {
-        account_id: key.account_id,
-        arn: key.principal_arn,
-        principal_id: key.principal_id,
+        account_id: key.account_id.clone(),
+        arn: key.principal_arn.clone(),
+        principal_id: key.principal_id.clone(),
         principal_type: key.principal_type.as_str().to_owned(),
-        user_name: key.user_name,
-        access_key_id: key.access_key_id,
+        user_name: key.user_name.clone(),
+        access_key_id: key.access_key_id.clone(),
         role_arn,
         session_name,
     }
@@ -130,9 +130,9 @@ impl<S: Store> pb::authz_server::Authz for AuthzService<S> {
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let req = SignedRequest::from(request.into_inner());
-        match self.authenticator.authenticate(&req).await {
-            Ok(key) => Ok(Response::new(pb::AuthenticateResponse {
-                caller: Some(caller(key)),
+        match self.authenticator.verify(&req).await {
+            Ok(verified) => Ok(Response::new(pb::AuthenticateResponse {
+                caller: Some(caller(verified.key())),
             })),
             Err(e) => {
                 tracing::debug!(error = %e, "authentication refused");

@@ -372,7 +372,13 @@ impl Iam {
                 let name = caller.role_arn.rsplit('/').next().unwrap_or_default();
                 self.identity_data(&caller.account_id, "role", name).await
             }
-            _ => Ok(Arc::new(IdentityData::default())),
+            // Root principals and the rest have none: one shared empty value, not an
+            // allocation per request.
+            _ => {
+                static NONE: std::sync::LazyLock<Arc<IdentityData>> =
+                    std::sync::LazyLock::new(|| Arc::new(IdentityData::default()));
+                Ok(Arc::clone(&NONE))
+            }
         }
     }
 

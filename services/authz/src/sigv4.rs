@@ -126,40 +126,56 @@ pub fn check_clock(
     Ok(())
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
 struct Scope {
     date: String,
     region: String,
     service: String,
 }
 
+impl Scope {
+    fn is(&self, req: &SignedRequest) -> bool {
+        self.date == req.scope_date
+            && self.region == req.scope_region
+            && self.service == req.scope_service
+    }
+}
+
 /// A cached access key and the signing keys derived from its secret.
 struct CachedKey {
     key: AccessKey,
-    signing_keys: Mutex<HashMap<Scope, hmac::Key>>,
+    /// Searched in order: a key signs with one or two scopes a day (the date rolls over),
+    /// so a short scan by borrowed strings beats building an owned map key per request.
+    signing_keys: Mutex<Vec<(Scope, hmac::Key)>>,
 }
 
 impl CachedKey {
+    fn new(key: AccessKey) -> Self {
+        Self {
+            key,
+            signing_keys: Mutex::new(Vec::new()),
+        }
+    }
+
     fn signing_key(&self, req: &SignedRequest) -> hmac::Key {
+        let mut keys = self.signing_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, k)) = keys.iter().find(|(scope, _)| scope.is(req)) {
+            return k.clone();
+        }
+        let k = signing_key(
+            self.key.secret.expose(),
+            &req.scope_date,
+            &req.scope_region,
+            &req.scope_service,
+        );
+        if keys.len() >= MAX_SIGNING_KEYS_PER_ACCESS_KEY {
+            keys.clear();
+        }
         let scope = Scope {
             date: req.scope_date.clone(),
             region: req.scope_region.clone(),
             service: req.scope_service.clone(),
         };
-        let mut keys = self.signing_keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = keys.get(&scope) {
-            return k.clone();
-        }
-        let k = signing_key(
-            self.key.secret.expose(),
-            &scope.date,
-            &scope.region,
-            &scope.service,
-        );
-        if keys.len() >= MAX_SIGNING_KEYS_PER_ACCESS_KEY {
-            keys.clear();
-        }
-        keys.insert(scope, k.clone());
+        keys.push((scope, k.clone()));
         k
     }
 }
@@ -185,10 +201,7 @@ impl<S: Store> Authenticator<S> {
     /// Put (or replace) a key in the cache, e.g. right after creating it.
     pub fn remember(&self, key: AccessKey) {
         let id = key.access_key_id.clone();
-        let cached = Arc::new(CachedKey {
-            key,
-            signing_keys: Mutex::new(HashMap::new()),
-        });
+        let cached = Arc::new(CachedKey::new(key));
         self.keys
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -217,10 +230,7 @@ impl<S: Store> Authenticator<S> {
         let Some(key) = self.store.access_key(access_key_id).await? else {
             return Ok(None);
         };
-        let cached = Arc::new(CachedKey {
-            key,
-            signing_keys: Mutex::new(HashMap::new()),
-        });
+        let cached = Arc::new(CachedKey::new(key));
         Ok(Some(
             self.keys
                 .write()
@@ -231,8 +241,14 @@ impl<S: Store> Authenticator<S> {
         ))
     }
 
-    /// Check a signed request; on success, the access key that signed it.
+    /// Check a signed request; on success, (a copy of) the access key that signed it.
     pub async fn authenticate(&self, req: &SignedRequest) -> Result<AccessKey, Error> {
+        Ok(self.verify(req).await?.key().clone())
+    }
+
+    /// [`Authenticator::authenticate`] without copying the key out of the cache (the
+    /// `Authenticate` RPC reads a few of its fields).
+    pub async fn verify(&self, req: &SignedRequest) -> Result<Verified, Error> {
         let request_time = parse_amz_date(&req.amz_date)?;
         check_clock(request_time, &req.amz_date, self.clock.now(), self.max_skew)?;
         if req.scope_date != req.amz_date[..8] {
@@ -250,7 +266,9 @@ impl<S: Store> Authenticator<S> {
             return Err(Error::UnrecognizedClient);
         }
         let signing_key = cached.signing_key(req);
-        let provided = hex::decode(&req.signature)
+        // A SHA-256 HMAC is 32 bytes: anything else (or non-hex) cannot match either.
+        let mut provided = [0u8; 32];
+        hex::decode_to_slice(&req.signature, &mut provided)
             .map_err(|_| Error::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
         // Constant-time comparison of the expected and provided tags.
         hmac::verify(&signing_key, req.string_to_sign.as_bytes(), &provided)
@@ -269,7 +287,16 @@ impl<S: Store> Authenticator<S> {
                 }
             }
         }
-        Ok(cached.key.clone())
+        Ok(Verified(cached))
+    }
+}
+
+/// The access key of a verified request, shared with the cache.
+pub struct Verified(Arc<CachedKey>);
+
+impl Verified {
+    pub fn key(&self) -> &AccessKey {
+        &self.0.key
     }
 }
 
@@ -401,6 +428,44 @@ mod tests {
             invalid_signature_message(auth.authenticate(&req).await),
             SIGNATURE_MISMATCH
         );
+        // A signature of the wrong length, however it starts, does not match.
+        for signature in [&DOC_SIGNATURE[..62], &format!("{DOC_SIGNATURE}00")[..], ""] {
+            let mut req = doc_request();
+            req.signature = signature.into();
+            assert_eq!(
+                invalid_signature_message(auth.authenticate(&req).await),
+                SIGNATURE_MISMATCH,
+                "{signature:?}"
+            );
+        }
+        // Hex digits in either case, as before.
+        let mut req = doc_request();
+        req.signature = DOC_SIGNATURE.to_uppercase();
+        auth.authenticate(&req).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_scope_gets_its_own_signing_key() {
+        let (auth, _, _) = doc_setup(datetime!(2015-08-30 12:36:00 UTC));
+        auth.authenticate(&doc_request()).await.unwrap();
+        // The same string to sign with the documentation signature under another scope
+        // must not verify (it would with the first scope's cached key).
+        for (region, service) in [("us-west-2", "iam"), ("us-east-1", "kms")] {
+            let mut req = doc_request();
+            req.scope_region = region.into();
+            req.scope_service = service.into();
+            assert_eq!(
+                invalid_signature_message(auth.authenticate(&req).await),
+                SIGNATURE_MISMATCH,
+                "{region} {service}"
+            );
+            // Signed with that scope's key, it verifies.
+            let key = signing_key(DOC_SECRET, "20150830", region, service);
+            req.signature = hex::encode(hmac::sign(&key, req.string_to_sign.as_bytes()));
+            auth.authenticate(&req).await.unwrap();
+        }
+        // And the first scope still verifies.
+        auth.authenticate(&doc_request()).await.unwrap();
     }
 
     #[tokio::test]

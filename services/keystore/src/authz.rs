@@ -101,6 +101,8 @@ impl Question {
             action: format!("kms:{op}"),
             resource_arn: resource_arn.to_owned(),
             resource_account: resource_account.to_owned(),
+            // A key question carries about eight keys: sized once, not grown key by key.
+            condition_keys: HashMap::with_capacity(8),
             ..Default::default()
         }
     }

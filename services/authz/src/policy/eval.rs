@@ -183,6 +183,17 @@ impl Policy {
     /// Evaluate every statement against `req` (`action_lower` is the request's action in
     /// lowercase). Principals are checked when a statement has them.
     pub fn outcome(&self, req: &Request<'_>, action_lower: &str) -> PolicyOutcome {
+        self.outcome_with(req, action_lower, true)
+    }
+
+    /// [`Policy::outcome`]; `matched` is filled only when `record_matches` (the decision
+    /// itself needs only `denied_by` and `allowed_as`: no list per policy and request).
+    fn outcome_with(
+        &self,
+        req: &Request<'_>,
+        action_lower: &str,
+        record_matches: bool,
+    ) -> PolicyOutcome {
         let mut out = PolicyOutcome::default();
         for (i, s) in self.statements.iter().enumerate() {
             let Some(as_) = s.applies(req, action_lower) else {
@@ -194,7 +205,9 @@ impl Policy {
                 }
                 Effect::Allow => out.allowed_as = out.allowed_as.max(Some(as_)),
             }
-            out.matched.push(i);
+            if record_matches {
+                out.matched.push(i);
+            }
         }
         out
     }
@@ -261,15 +274,19 @@ fn principal_match(p: &Principals, who: &Principal) -> Option<AllowedAs> {
 /// AWS's decision for a KMS request.
 pub fn evaluate(req: &Request<'_>, policies: &Policies<'_>) -> Decision {
     let action_lower = req.action.to_lowercase();
-    let key = policies.key_policy.map(|p| p.outcome(req, &action_lower));
+    let key = policies
+        .key_policy
+        .map(|p| p.outcome_with(req, &action_lower, false));
     let mut identity_deny = false;
     let mut identity_allow = false;
     for p in policies.identity {
-        let o = p.outcome(req, &action_lower);
+        let o = p.outcome_with(req, &action_lower, false);
         identity_deny |= o.denied_by.is_some();
         identity_allow |= o.allowed_as.is_some();
     }
-    let endpoint = policies.endpoint.map(|p| p.outcome(req, &action_lower));
+    let endpoint = policies
+        .endpoint
+        .map(|p| p.outcome_with(req, &action_lower, false));
 
     let key_deny = key.as_ref().is_some_and(|o| o.denied_by.is_some());
     let endpoint_deny = endpoint.as_ref().is_some_and(|o| o.denied_by.is_some());

@@ -241,7 +241,13 @@ impl<S: Store> KeyService<S> {
 
     /// Key `id` in `region`.
     fn key_in_region(&self, id: &str, region: &str) -> Option<Arc<CachedKey>> {
-        self.key_by_id(&crate::model::row_id(id, region))
+        // The row id is the key id itself unless the key is multi-Region: no copy of the
+        // id per request for the common case.
+        if id.starts_with("mrk-") {
+            self.key_by_id(&crate::model::row_id(id, region))
+        } else {
+            self.key_by_id(id)
+        }
     }
 
     fn publish_key(&self, key: CachedKey) -> Arc<CachedKey> {
@@ -375,7 +381,7 @@ impl<S: Store> KeyService<S> {
             String::new()
         };
         let request = kms_proto::authz::v1::AuthorizeRequest {
-            context: Some(caller.context.clone()),
+            context: Some(authz_context(&caller.context)),
             action: question.action,
             resource_arn: question.resource_arn,
             resource_account: question.resource_account,
@@ -458,6 +464,29 @@ impl<S: Store> KeyService<S> {
                 key_arn(region, account_id, id)
             ))),
         }
+    }
+}
+
+/// The part of the request context authz reads (the caller and the network path, see
+/// its `AccessRequest`): the endpoint policy travels in its own field (left empty where
+/// the endpoint policy must play no part, so it must not ride along in the context
+/// either), and the user agent and TLS details are for CloudTrail only. Copying and
+/// encoding them on every authorization was a good part of the question's size.
+fn authz_context(
+    context: &kms_proto::common::v1::RequestContext,
+) -> kms_proto::common::v1::RequestContext {
+    kms_proto::common::v1::RequestContext {
+        request_id: context.request_id.clone(),
+        caller: context.caller.clone(),
+        source_ip: context.source_ip.clone(),
+        user_agent: String::new(),
+        vpce_id: context.vpce_id.clone(),
+        vpc_id: context.vpc_id.clone(),
+        region: context.region.clone(),
+        secure_transport: context.secure_transport,
+        time_ms: context.time_ms,
+        endpoint_policy: String::new(),
+        tls: None,
     }
 }
 
@@ -586,6 +615,115 @@ mod tests {
         let (root, _) = RootKey::generate().unwrap();
         let authz = Arc::new(crate::authz::testing::AllowAll);
         (KeyService::load(store, root, authz).await.unwrap(), dir)
+    }
+
+    /// Allows everything and keeps every question it was asked.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<kms_proto::authz::v1::AuthorizeRequest>>);
+
+    #[tonic::async_trait]
+    impl Authorizer for Recording {
+        async fn authorize(
+            &self,
+            request: kms_proto::authz::v1::AuthorizeRequest,
+        ) -> std::result::Result<kms_proto::authz::v1::Decision, kms_proto::error::AwsError>
+        {
+            self.0.lock().unwrap().push(request);
+            Ok(kms_proto::authz::v1::Decision {
+                allowed: true,
+                eval_decision: "allowed".into(),
+                ..Default::default()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn authz_gets_the_caller_and_network_path_and_the_endpoint_policy_once() {
+        use kms_proto::common::v1::{Caller as PbCaller, RequestContext, TlsDetails};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ks.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        let (root, _) = RootKey::generate().unwrap();
+        let recording = Arc::new(Recording::default());
+        let svc = KeyService::load(store, root, recording.clone())
+            .await
+            .unwrap();
+        let endpoint_policy =
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}"#;
+        let context = RequestContext {
+            request_id: "req-1".into(),
+            caller: Some(PbCaller {
+                account_id: "111122223333".into(),
+                arn: "arn:aws:iam::111122223333:user/Alice".into(),
+                principal_id: "AIDAEXAMPLE".into(),
+                principal_type: "IAMUser".into(),
+                user_name: "Alice".into(),
+                access_key_id: "AKIAEXAMPLE".into(),
+                role_arn: String::new(),
+                session_name: String::new(),
+            }),
+            source_ip: "10.0.1.25".into(),
+            user_agent: "aws-cli/2".into(),
+            vpce_id: "vpce-1234abcdf5678c90a".into(),
+            vpc_id: "vpc-12345678".into(),
+            region: "us-east-1".into(),
+            secure_transport: true,
+            time_ms: 1_767_312_000_000,
+            endpoint_policy: endpoint_policy.into(),
+            tls: Some(TlsDetails {
+                tls_version: "TLSv1.3".into(),
+                ..Default::default()
+            }),
+        };
+        let c = Caller {
+            context: context.clone(),
+            ..caller()
+        };
+        let key = svc.create_key(&c, CreateKeyInput::default()).await.unwrap();
+        svc.encrypt(&c, &key.id, b"x", &HashMap::new(), None, false)
+            .await
+            .unwrap();
+        {
+            let asked = recording.0.lock().unwrap();
+            let encrypt = asked
+                .iter()
+                .find(|r| r.action == "kms:Encrypt")
+                .expect("Encrypt was authorized");
+            assert_eq!(encrypt.endpoint_policy, endpoint_policy);
+            assert_eq!(encrypt.key_policy, key.policy);
+            let sent = encrypt.context.as_ref().unwrap();
+            assert_eq!(sent.caller, context.caller);
+            assert_eq!(sent.request_id, context.request_id);
+            assert_eq!(sent.source_ip, context.source_ip);
+            assert_eq!(sent.vpce_id, context.vpce_id);
+            assert_eq!(sent.vpc_id, context.vpc_id);
+            assert_eq!(sent.region, context.region);
+            assert!(sent.secure_transport);
+            assert_eq!(sent.time_ms, context.time_ms);
+            // What authz never reads stays behind (the endpoint policy has its own field).
+            assert!(sent.endpoint_policy.is_empty());
+            assert!(sent.user_agent.is_empty());
+            assert!(sent.tls.is_none());
+        }
+        // The lockout check of PutKeyPolicy leaves the endpoint policy out altogether
+        // (the authorization of the call itself, also `kms:PutKeyPolicy`, has it).
+        svc.put_key_policy(&c, &key.id, None, key.policy.clone(), false)
+            .await
+            .unwrap();
+        let asked = recording.0.lock().unwrap();
+        let puts: Vec<_> = asked
+            .iter()
+            .filter(|r| r.action == "kms:PutKeyPolicy")
+            .collect();
+        assert_eq!(puts.len(), 2, "the call and its lockout check");
+        assert!(
+            puts.iter().any(|r| r.endpoint_policy.is_empty()),
+            "the lockout check"
+        );
+        assert!(puts.iter().any(|r| r.endpoint_policy == endpoint_policy));
+        for r in puts {
+            assert!(r.context.as_ref().unwrap().endpoint_policy.is_empty());
+        }
     }
 
     #[tokio::test]
