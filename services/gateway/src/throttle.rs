@@ -546,72 +546,68 @@ mod tests {
     #[test]
     fn classification_follows_the_request() {
         let names = |op: &str, body: &str| classify(op, body.as_bytes()).unwrap().names();
-        assert_eq!(
-            names("Encrypt", r#"{"KeyId":"k","Plaintext":"eA=="}"#),
-            ["symmetric"]
-        );
-        assert_eq!(
-            names("Encrypt", r#"{"EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#),
-            ["symmetric"]
-        );
-        assert_eq!(
-            names("Encrypt", r#"{"EncryptionAlgorithm":"RSAES_OAEP_SHA_256"}"#),
-            ["rsa"]
-        );
-        assert_eq!(
-            names("Decrypt", r#"{"EncryptionAlgorithm":"SM2PKE"}"#),
-            ["ecc"]
-        );
-        assert_eq!(
-            names(
-                "ReEncrypt",
-                r#"{"DestinationEncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#
-            ),
-            ["symmetric"]
-        );
-        assert_eq!(
-            names("Sign", r#"{"SigningAlgorithm":"RSASSA_PSS_SHA_256"}"#),
-            ["rsa"]
-        );
-        assert_eq!(
-            names("Verify", r#"{"SigningAlgorithm":"ECDSA_SHA_384"}"#),
-            ["ecc"]
-        );
-        assert_eq!(
-            names("Sign", r#"{"SigningAlgorithm":"ML_DSA_SHAKE_256"}"#),
-            ["ml-dsa"]
-        );
-        assert_eq!(names("DeriveSharedSecret", "{}"), ["ecc"]);
-        for op in [
-            "GenerateDataKey",
-            "GenerateRandom",
-            "GenerateMac",
-            "VerifyMac",
-        ] {
-            assert_eq!(names(op, "{}"), ["symmetric"], "{op}");
-        }
-        assert_eq!(
-            names("GenerateDataKeyPair", r#"{"KeyPairSpec":"RSA_4096"}"#),
-            ["GenerateDataKeyPair/RSA_4096"]
-        );
-        assert_eq!(
-            names(
-                "GenerateDataKeyPairWithoutPlaintext",
-                r#"{"KeyPairSpec":"ECC_NIST_P256"}"#
-            ),
-            ["GenerateDataKeyPair/ECC_NIST_P256"]
-        );
-        assert_eq!(names("CreateKey", "{}"), ["CreateKey"]);
-        // Bodies that are not JSON objects still classify (validation rejects them later).
-        assert_eq!(names("Encrypt", "not json"), ["symmetric"]);
-        assert_eq!(
-            names(
+        // (operation, body, the one quota class it counts against)
+        let cases = [
+            (
                 "Encrypt",
-                r#"{"EncryptionAlgorithm":"RSAES\u005fOAEP_SHA_1"}"#
+                r#"{"KeyId":"k","Plaintext":"eA=="}"#,
+                "symmetric",
             ),
-            ["rsa"],
-            "escaped strings"
-        );
+            (
+                "Encrypt",
+                r#"{"EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#,
+                "symmetric",
+            ),
+            (
+                "Encrypt",
+                r#"{"EncryptionAlgorithm":"RSAES_OAEP_SHA_256"}"#,
+                "rsa",
+            ),
+            ("Decrypt", r#"{"EncryptionAlgorithm":"SM2PKE"}"#, "ecc"),
+            (
+                "ReEncrypt",
+                r#"{"DestinationEncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#,
+                "symmetric",
+            ),
+            (
+                "Sign",
+                r#"{"SigningAlgorithm":"RSASSA_PSS_SHA_256"}"#,
+                "rsa",
+            ),
+            ("Verify", r#"{"SigningAlgorithm":"ECDSA_SHA_384"}"#, "ecc"),
+            (
+                "Sign",
+                r#"{"SigningAlgorithm":"ML_DSA_SHAKE_256"}"#,
+                "ml-dsa",
+            ),
+            ("DeriveSharedSecret", "{}", "ecc"),
+            ("GenerateDataKey", "{}", "symmetric"),
+            ("GenerateRandom", "{}", "symmetric"),
+            ("GenerateMac", "{}", "symmetric"),
+            ("VerifyMac", "{}", "symmetric"),
+            (
+                "GenerateDataKeyPair",
+                r#"{"KeyPairSpec":"RSA_4096"}"#,
+                "GenerateDataKeyPair/RSA_4096",
+            ),
+            (
+                "GenerateDataKeyPairWithoutPlaintext",
+                r#"{"KeyPairSpec":"ECC_NIST_P256"}"#,
+                "GenerateDataKeyPair/ECC_NIST_P256",
+            ),
+            ("CreateKey", "{}", "CreateKey"),
+            // Bodies that are not JSON objects still classify (validation rejects them later).
+            ("Encrypt", "not json", "symmetric"),
+            // Escaped strings are read as their value.
+            (
+                "Encrypt",
+                r#"{"EncryptionAlgorithm":"RSAES\u005fOAEP_SHA_1"}"#,
+                "rsa",
+            ),
+        ];
+        for (op, body, class) in cases {
+            assert_eq!(names(op, body), [class], "{op} {body}");
+        }
         assert_eq!(classify("NoSuchOperation", b"{}"), None);
         assert_eq!(
             classify("GenerateDataKeyPair", br#"{"KeyPairSpec":"nope"}"#),

@@ -408,6 +408,14 @@ mod tests {
     use crate::service::keys::DAY_MS;
     use crate::store::SqliteStore;
 
+    /// CreateKey input of a multi-Region symmetric key.
+    fn mrk() -> CreateKeyInput {
+        CreateKeyInput {
+            multi_region: Some(true),
+            ..Default::default()
+        }
+    }
+
     fn caller(region: &str) -> Caller {
         Caller {
             account_id: "111122223333".into(),
@@ -427,16 +435,7 @@ mod tests {
             .await
             .unwrap();
         let (east, west) = (caller("us-east-1"), caller("us-west-2"));
-        let key = svc
-            .create_key(
-                &east,
-                CreateKeyInput {
-                    multi_region: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let key = svc.create_key(&east, mrk()).await.unwrap();
         assert!(key.id.starts_with("mrk-") && key.id.len() == 36);
         let empty = HashMap::new();
         let blob = svc
@@ -540,16 +539,7 @@ mod tests {
             caller("us-west-2"),
             caller("eu-west-1"),
         );
-        let key = svc
-            .create_key(
-                &east,
-                CreateKeyInput {
-                    multi_region: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let key = svc.create_key(&east, mrk()).await.unwrap();
         let empty = HashMap::new();
         let blob = svc
             .encrypt(&east, &key.id, b"east", &empty, None, false)
@@ -673,10 +663,6 @@ mod tests {
         let authz: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::testing::AllowAll);
         let svc = KeyService::load(store, root, authz).await.unwrap();
         let (east, west) = (caller("us-east-1"), caller("us-west-2"));
-        let mrk = || CreateKeyInput {
-            multi_region: Some(true),
-            ..Default::default()
-        };
         let lone = svc.create_key(&east, mrk()).await.unwrap();
         let r = svc
             .schedule_key_deletion(&east, &lone.id, None)
