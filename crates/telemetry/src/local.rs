@@ -9,20 +9,30 @@
 //! cost of a hop: syscalls, HPACK, flow control, cross-thread wake-ups).
 //!
 //! Like grpc-java's in-process transport, servers register under their address
-//! and clients look the address up on every call. Registration is off unless the
+//! and clients look the address up on every call.
+//!
+//! A server may also register typed handles: its service implementation as the
+//! trait object of the generated server trait (`Arc<dyn KeyStore>`). A client on
+//! the hot path asks its [`Transport`] for one ([`Transport::local`]) and calls
+//! the trait method with the message itself ([`Local::call`]): no protobuf
+//! encoding or decoding, no gRPC framing, no routing, the same `Status` (with its
+//! metadata), the same server span and the same deadline. Handlers read nothing
+//! else of the request (no metadata, no peer address), so both paths are one
+//! contract; calls without a typed handle take the encoded path. Registration is off unless the
 //! process calls [`enable`] (the one-process stack does; the separate service
 //! binaries of a compose deployment do not, so they always talk over the
 //! network). A server is unregistered when its [`Registration`] is dropped (when
 //! it stops serving), so a call never reaches a stopped server: it goes over TCP
 //! instead and fails there as it would between processes.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,7 +45,38 @@ use tracing::Instrument;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static SERVERS: LazyLock<RwLock<HashMap<SocketAddr, Routes>>> = LazyLock::new(Default::default);
+static SERVERS: LazyLock<RwLock<HashMap<SocketAddr, Entry>>> = LazyLock::new(Default::default);
+
+/// What a server registered: its routes, and its typed handles.
+#[derive(Clone)]
+struct Entry {
+    routes: Routes,
+    typed: Handles,
+}
+
+/// A server's typed handles for in-process callers (see the module's docs).
+#[derive(Clone, Default)]
+pub struct Handles(Vec<Arc<dyn Any + Send + Sync>>);
+
+impl Handles {
+    /// No typed handle: callers use the encoded path.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Add `service` as the trait object callers ask for (`Arc<dyn KeyStore>`).
+    pub fn with<S: ?Sized + Send + Sync + 'static>(mut self, service: Arc<S>) -> Self {
+        self.0.push(Arc::new(service));
+        self
+    }
+
+    fn find<S: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<S>> {
+        self.0
+            .iter()
+            .find_map(|h| h.downcast_ref::<Arc<S>>())
+            .cloned()
+    }
+}
 
 /// Let servers of this process register for in-process calls.
 pub fn enable() {
@@ -54,24 +95,31 @@ impl Drop for Registration {
     }
 }
 
-fn servers_mut() -> std::sync::RwLockWriteGuard<'static, HashMap<SocketAddr, Routes>> {
+fn servers_mut() -> std::sync::RwLockWriteGuard<'static, HashMap<SocketAddr, Entry>> {
     SERVERS.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Make `routes` reachable in-process at `addr` (the address its listener is
-/// bound to), when [`enable`] was called; otherwise a no-op.
-pub fn register(addr: SocketAddr, routes: &Routes) -> Registration {
+/// bound to), with its typed handles, when [`enable`] was called; otherwise a no-op.
+pub fn register(addr: SocketAddr, routes: &Routes, typed: &Handles) -> Registration {
     if !ENABLED.load(Ordering::Acquire) {
         return Registration(None);
     }
-    servers_mut().insert(addr, routes.clone());
+    servers_mut().insert(
+        addr,
+        Entry {
+            routes: routes.clone(),
+            typed: typed.clone(),
+        },
+    );
     Registration(Some(addr))
 }
 
 /// Serve `routes` on `listener` until `shutdown`, as every service does: the
 /// server span of each request ([`crate::server_span`]), TCP_NODELAY on accepted
 /// connections (Nagle and delayed ACKs would hold small replies back by ~40 ms),
-/// and, while it serves, a [`register`]ed entry for in-process callers, dropped
+/// and, while it serves, a [`register`]ed entry for in-process callers (`typed`:
+/// its typed handles), dropped
 /// before this returns so that what the caller drains next is no longer reachable.
 ///
 /// With `tls` every connection is mutual TLS and every call is checked against
@@ -81,12 +129,13 @@ pub fn register(addr: SocketAddr, routes: &Routes) -> Registration {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: Routes,
+    typed: Handles,
     tls: Option<&crate::tls::InternalTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let registration = listener
         .local_addr()
-        .map(|addr| register(addr, &routes))
+        .map(|addr| register(addr, &routes, &typed))
         .ok();
     let router = tonic::transport::Server::builder()
         .trace_fn(crate::server_span)
@@ -119,7 +168,53 @@ fn lookup(addr: SocketAddr) -> Option<Routes> {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .get(&addr)
-        .cloned()
+        .map(|e| e.routes.clone())
+}
+
+fn lookup_typed<S: ?Sized + Send + Sync + 'static>(addr: SocketAddr) -> Option<Arc<S>> {
+    SERVERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&addr)
+        .and_then(|e| e.typed.find::<S>())
+}
+
+/// A typed handle of a server in this process, with the caller's deadline.
+pub struct Local<S: ?Sized> {
+    service: Arc<S>,
+    deadline: Duration,
+}
+
+impl<S: ?Sized> Local<S> {
+    /// Call `method` (the gRPC method's name, for the span) as `f` does with the
+    /// service: inside the server span, within the deadline. A call past the
+    /// deadline fails as the encoded path does (`CANCELLED`, "Timeout expired").
+    pub async fn call<'a, T, F, Fut>(
+        &'a self,
+        service: &str,
+        method: &str,
+        f: F,
+    ) -> Result<T, tonic::Status>
+    where
+        F: FnOnce(&'a S) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + 'a,
+    {
+        let span = tracing::info_span!(
+            target: "kms::grpc",
+            "grpc.server",
+            otel.name = %format!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        );
+        match tokio::time::timeout(self.deadline, f(&self.service).instrument(span)).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::cancelled(
+                tonic::TimeoutExpired(()).to_string(),
+            )),
+        }
+    }
 }
 
 /// A client's transport to one server: in-process when the server lives in this
@@ -149,6 +244,18 @@ impl Transport {
             deadline,
             ready_local: None,
         }
+    }
+}
+
+impl Transport {
+    /// The typed handle `S` of the server this transport reaches, when that
+    /// server lives in this process and registered one.
+    pub fn local<S: ?Sized + Send + Sync + 'static>(&self) -> Option<Local<S>> {
+        let service = lookup_typed::<S>(self.addr?)?;
+        Some(Local {
+            service,
+            deadline: self.deadline,
+        })
     }
 }
 
@@ -236,7 +343,7 @@ mod tests {
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
-        let registration = register(addr, &Routes::new(health));
+        let registration = register(addr, &Routes::new(health), &Handles::none());
         let channel = tonic::transport::Endpoint::from_shared(url.clone())
             .unwrap()
             .connect_lazy();
@@ -253,5 +360,98 @@ mod tests {
         drop(registration);
         let err = client.check(check()).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    }
+
+    #[tonic::async_trait]
+    trait Echo: Send + Sync + 'static {
+        async fn echo(
+            &self,
+            r: tonic::Request<String>,
+        ) -> Result<tonic::Response<String>, tonic::Status>;
+    }
+
+    struct Server;
+
+    #[tonic::async_trait]
+    impl Echo for Server {
+        async fn echo(
+            &self,
+            r: tonic::Request<String>,
+        ) -> Result<tonic::Response<String>, tonic::Status> {
+            let msg = r.into_inner();
+            match msg.as_str() {
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Ok(tonic::Response::new(msg))
+                }
+                "fail" => {
+                    let mut s = tonic::Status::permission_denied("no");
+                    s.metadata_mut().insert("x-why", "policy".parse().unwrap());
+                    Err(s)
+                }
+                _ => Ok(tonic::Response::new(format!("echo {msg}"))),
+            }
+        }
+    }
+
+    #[tonic::async_trait]
+    trait Other: Send + Sync + 'static {}
+
+    /// A typed handle is found by its trait, answers with the message itself (a
+    /// failure keeps its status and metadata), is bounded by the caller's deadline,
+    /// and is gone once the server unregisters.
+    #[tokio::test]
+    async fn typed_handles_answer_in_process_until_the_server_unregisters() {
+        enable();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = format!("http://{addr}");
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .unwrap()
+            .connect_lazy();
+        let transport = Transport::new(&url, channel, Duration::from_millis(300));
+        assert!(
+            transport.local::<dyn Echo>().is_none(),
+            "nothing registered yet"
+        );
+
+        let (_, health) = tonic_health::server::health_reporter();
+        let typed = Handles::none().with(Arc::new(Server) as Arc<dyn Echo>);
+        let registration = register(addr, &Routes::new(health), &typed);
+        assert!(
+            transport.local::<dyn Other>().is_none(),
+            "no handle of that trait"
+        );
+        let echo = transport.local::<dyn Echo>().expect("registered");
+        let answer = echo
+            .call("test.Echo", "Echo", |e| {
+                e.echo(tonic::Request::new("hi".into()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, "echo hi");
+        let err = echo
+            .call("test.Echo", "Echo", |e| {
+                e.echo(tonic::Request::new("fail".into()))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert_eq!(err.metadata().get("x-why").unwrap(), "policy");
+        let started = std::time::Instant::now();
+        let err = echo
+            .call("test.Echo", "Echo", |e| {
+                e.echo(tonic::Request::new("slow".into()))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Cancelled, "{err}");
+        assert_eq!(err.message(), "Timeout expired");
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        drop(registration);
+        assert!(transport.local::<dyn Echo>().is_none(), "unregistered");
     }
 }

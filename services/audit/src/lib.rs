@@ -62,9 +62,13 @@ pub async fn run(
         .await;
     tracing::info!(addr = ?listener.local_addr().ok(), batch_max = config.batch_max, "audit serving");
 
-    let routes = tonic::service::Routes::new(health_service).add_service(AuditServer::new(service));
+    let service = std::sync::Arc::new(service);
+    let typed = kms_telemetry::local::Handles::none()
+        .with(service.clone() as std::sync::Arc<dyn kms_proto::audit::v1::audit_server::Audit>);
+    let routes =
+        tonic::service::Routes::new(health_service).add_service(AuditServer::from_arc(service));
     // Also reachable in-process while it serves (the one-process stack).
-    let served = kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await;
+    let served = kms_telemetry::local::serve(listener, routes, typed, tls.as_ref(), shutdown).await;
     // The server and with it every Appender handle is gone: the writer finishes what is
     // queued and stops.
     if tokio::time::timeout(DRAIN_TIMEOUT, writer).await.is_err() {

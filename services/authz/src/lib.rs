@@ -69,9 +69,13 @@ pub async fn run_with_clock(
         .await;
     tracing::info!(addr = ?listener.local_addr().ok(), "authz serving");
 
-    let routes = tonic::service::Routes::new(health_service).add_service(AuthzServer::new(service));
+    let service = Arc::new(service);
+    let typed = kms_telemetry::local::Handles::none()
+        .with(service.clone() as Arc<dyn kms_proto::authz::v1::authz_server::Authz>);
+    let routes =
+        tonic::service::Routes::new(health_service).add_service(AuthzServer::from_arc(service));
     // Also reachable in-process while it serves (the one-process stack).
-    kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await?;
+    kms_telemetry::local::serve(listener, routes, typed, tls.as_ref(), shutdown).await?;
     Ok(())
 }
 

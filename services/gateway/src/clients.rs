@@ -8,11 +8,14 @@
 //! `gateway` role (`kms_telemetry::tls`), verified as the backend's role.
 
 use kms_proto::audit::v1::audit_client::AuditClient;
+use kms_proto::audit::v1::audit_server::Audit;
 use kms_proto::authz::v1::authz_client::AuthzClient;
+use kms_proto::authz::v1::authz_server::Authz;
 use kms_proto::error::AwsError;
 use kms_proto::keystore::v1::key_store_client::KeyStoreClient;
+use kms_proto::keystore::v1::key_store_server::KeyStore;
 use kms_proto::registry::v1::{ResolveListenerRequest, registry_client::RegistryClient};
-use kms_telemetry::local::Transport;
+use kms_telemetry::local::{Local, Transport};
 use kms_telemetry::tls::{InternalTls, Role};
 use kms_telemetry::{Traced, traced};
 use std::net::SocketAddr;
@@ -59,6 +62,12 @@ impl Pool {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         self.channels[i].clone()
     }
+
+    /// The backend's typed handle when it lives in this process (every channel
+    /// names the same address).
+    fn local<S: ?Sized + Send + Sync + 'static>(&self) -> Option<Local<S>> {
+        self.channels[0].local::<S>()
+    }
 }
 
 pub struct Clients {
@@ -92,6 +101,22 @@ impl Clients {
 
     pub fn authz(&self) -> AuthzClient<Traced> {
         AuthzClient::new(traced(self.authz.get()))
+    }
+
+    /// authz's typed handle when it runs in this process (the hot path's typed
+    /// in-process call, `kms_telemetry::local`); `None`: use [`Self::authz`].
+    pub fn authz_local(&self) -> Option<Local<dyn Authz>> {
+        self.authz.local()
+    }
+
+    /// The keystore's typed handle when it runs in this process.
+    pub fn keystore_local(&self) -> Option<Local<dyn KeyStore>> {
+        self.keystore.local()
+    }
+
+    /// audit's typed handle when it runs in this process.
+    pub fn audit_local(&self) -> Option<Local<dyn Audit>> {
+        self.audit.local()
     }
 
     pub fn keystore(&self) -> KeyStoreClient<Traced> {

@@ -414,26 +414,36 @@ async fn authenticate(
         &amz_date,
         &payload_hash,
     )?;
-    let resp = state
-        .clients
-        .authz()
-        .authenticate(AuthenticateRequest {
-            access_key_id: auth.access_key_id,
-            scope_date: auth.scope_date,
-            scope_region: auth.scope_region.clone(),
-            scope_service: auth.scope_service.clone(),
-            amz_date,
-            string_to_sign,
-            signature: auth.signature,
-            security_token: headers
-                .get("x-amz-security-token")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-        })
-        .await
-        .map_err(|s| AwsError::from_status(&s))?
-        .into_inner();
+    let request = AuthenticateRequest {
+        access_key_id: auth.access_key_id,
+        scope_date: auth.scope_date,
+        scope_region: auth.scope_region.clone(),
+        scope_service: auth.scope_service.clone(),
+        amz_date,
+        string_to_sign,
+        signature: auth.signature,
+        security_token: headers
+            .get("x-amz-security-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let resp = match state.clients.authz_local() {
+        Some(authz) => {
+            authz
+                .call("kms.authz.v1.Authz", "Authenticate", |a| {
+                    a.authenticate(tonic::Request::new(request))
+                })
+                .await
+        }
+        None => state
+            .clients
+            .authz()
+            .authenticate(request)
+            .await
+            .map(tonic::Response::into_inner),
+    }
+    .map_err(|s| AwsError::from_status(&s))?;
     let caller = resp.caller.ok_or_else(AwsError::internal)?;
     Ok((caller, auth.scope_service, auth.scope_region))
 }

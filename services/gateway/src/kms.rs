@@ -239,13 +239,22 @@ async fn dispatch(
         ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
             let mut req: $req = decode($value)?;
             req.context = Some($ctx);
-            let resp = $state
-                .clients
-                .keystore()
-                .$method(req)
-                .await
-                .map_err(|s| backend_failure(&s))?
-                .into_inner();
+            let resp = match $state.clients.keystore_local() {
+                Some(keystore) => {
+                    keystore
+                        .call("kms.keystore.v1.KeyStore", op, |k| {
+                            k.$method(tonic::Request::new(req))
+                        })
+                        .await
+                }
+                None => $state
+                    .clients
+                    .keystore()
+                    .$method(req)
+                    .await
+                    .map(tonic::Response::into_inner),
+            }
+            .map_err(|s| backend_failure(&s))?;
             reply(&resp, want_json)
         }};
     }

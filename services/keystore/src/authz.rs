@@ -32,6 +32,8 @@ pub trait Authorizer: Send + Sync + 'static {
 pub struct GrpcAuthorizer {
     channels: Vec<AuthzClient<kms_telemetry::Traced>>,
     next: AtomicUsize,
+    /// Where authz is, for its typed handle when it runs in this process.
+    transport: kms_telemetry::local::Transport,
 }
 
 impl GrpcAuthorizer {
@@ -41,7 +43,7 @@ impl GrpcAuthorizer {
         url: &str,
         tls: Option<&kms_telemetry::tls::InternalTls>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channels = (0..CONNECTIONS)
+        let transports = (0..CONNECTIONS)
             .map(|_| {
                 let endpoint = Endpoint::from_shared(url.to_owned())?
                     .timeout(AUTHZ_DEADLINE)
@@ -50,13 +52,19 @@ impl GrpcAuthorizer {
                     .http2_keep_alive_interval(Duration::from_secs(30));
                 let channel =
                     kms_telemetry::tls::channel(&endpoint, tls, kms_telemetry::tls::Role::Authz);
-                Ok(AuthzClient::new(kms_telemetry::traced(
-                    kms_telemetry::local::Transport::new(url, channel, AUTHZ_DEADLINE),
-                )))
+                Ok(kms_telemetry::local::Transport::new(
+                    url,
+                    channel,
+                    AUTHZ_DEADLINE,
+                ))
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
         Ok(Self {
-            channels,
+            transport: transports[0].clone(),
+            channels: transports
+                .into_iter()
+                .map(|t| AuthzClient::new(kms_telemetry::traced(t)))
+                .collect(),
             next: AtomicUsize::new(0),
         })
     }
@@ -65,10 +73,29 @@ impl GrpcAuthorizer {
 #[tonic::async_trait]
 impl Authorizer for GrpcAuthorizer {
     async fn authorize(&self, request: AuthorizeRequest) -> Result<Decision, AwsError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        let mut client = self.channels[i].clone();
-        match client.authorize(request).await {
-            Ok(d) => Ok(d.into_inner()),
+        let answer = match self
+            .transport
+            .local::<dyn kms_proto::authz::v1::authz_server::Authz>()
+        {
+            // authz in this process: the typed call (no encoding, no routing).
+            Some(authz) => {
+                authz
+                    .call("kms.authz.v1.Authz", "Authorize", |a| {
+                        a.authorize(tonic::Request::new(request))
+                    })
+                    .await
+            }
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+                let mut client = self.channels[i].clone();
+                client
+                    .authorize(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        };
+        match answer {
+            Ok(d) => Ok(d),
             Err(status) => {
                 tracing::warn!(code = ?status.code(), error = %status.message(), "authz call failed");
                 Err(AwsError::from_status(&status))

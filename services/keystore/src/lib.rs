@@ -102,10 +102,13 @@ pub async fn run(
         })
     };
 
-    let routes = tonic::service::Routes::new(health_service)
-        .add_service(KeyStoreServer::new(KeyStoreGrpc::new(Arc::clone(&service))));
+    let grpc = Arc::new(KeyStoreGrpc::new(Arc::clone(&service)));
+    let typed = kms_telemetry::local::Handles::none()
+        .with(grpc.clone() as Arc<dyn kms_proto::keystore::v1::key_store_server::KeyStore>);
+    let routes =
+        tonic::service::Routes::new(health_service).add_service(KeyStoreServer::from_arc(grpc));
     // Also reachable in-process while it serves (the one-process stack).
-    let served = kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await;
+    let served = kms_telemetry::local::serve(listener, routes, typed, tls.as_ref(), shutdown).await;
 
     sweeper.abort();
     let _ = sweeper.await;

@@ -121,6 +121,13 @@ pub async fn serve_with_tls<S: Store>(
         RegistryService::new(registry, stopping),
     ));
     // Also reachable in-process while it serves (the one-process stack).
-    kms_telemetry::local::serve(listener, routes, tls.as_ref(), shutdown).await?;
+    kms_telemetry::local::serve(
+        listener,
+        routes,
+        kms_telemetry::local::Handles::none(),
+        tls.as_ref(),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
