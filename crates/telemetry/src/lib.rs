@@ -244,7 +244,16 @@ pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
         .trim_start_matches('/')
         .split_once('/')
         .unwrap_or((path, ""));
-    let span = tracing::info_span!(
+    let span = rpc_server_span(service, method);
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The server span of one call of `service`/`method` (a child of the current
+/// span; [`server_span`] sets the caller's context as its parent).
+pub fn rpc_server_span(service: &str, method: &str) -> tracing::Span {
+    tracing::info_span!(
         target: "kms::grpc",
         "grpc.server",
         otel.name = %format!("{service}/{method}"),
@@ -252,10 +261,7 @@ pub fn server_span<B>(req: &http::Request<B>) -> tracing::Span {
         rpc.system = "grpc",
         rpc.service = %service,
         rpc.method = %method,
-    );
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
-    let _ = span.set_parent(parent);
-    span
+    )
 }
 
 /// Rename the current span (once the operation is known). `otel.name`

@@ -199,15 +199,7 @@ impl<S: ?Sized> Local<S> {
         F: FnOnce(&'a S) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + 'a,
     {
-        let span = tracing::info_span!(
-            target: "kms::grpc",
-            "grpc.server",
-            otel.name = %format!("{service}/{method}"),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-        );
+        let span = crate::rpc_server_span(service, method);
         match tokio::time::timeout(self.deadline, f(&self.service).instrument(span)).await {
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(tonic::Status::cancelled(
@@ -328,17 +320,22 @@ mod tests {
         assert_eq!(t.addr, None);
     }
 
-    /// A registered server answers with no listener at all; once its registration
-    /// is dropped the same client goes over TCP (nothing listens: it fails).
-    #[tokio::test]
-    async fn a_registered_server_is_called_in_process_until_it_unregisters() {
+    /// In-process calls enabled, and a loopback port with no listener behind it
+    /// (its address and URL).
+    fn unused_loopback() -> (SocketAddr, String) {
         enable();
-        // A loopback port with no listener behind it.
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let url = format!("http://{addr}");
+        (addr, format!("http://{addr}"))
+    }
+
+    /// A registered server answers with no listener at all; once its registration
+    /// is dropped the same client goes over TCP (nothing listens: it fails).
+    #[tokio::test]
+    async fn a_registered_server_is_called_in_process_until_it_unregisters() {
+        let (addr, url) = unused_loopback();
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -402,12 +399,7 @@ mod tests {
     /// and is gone once the server unregisters.
     #[tokio::test]
     async fn typed_handles_answer_in_process_until_the_server_unregisters() {
-        enable();
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let url = format!("http://{addr}");
+        let (addr, url) = unused_loopback();
         let channel = tonic::transport::Endpoint::from_shared(url.clone())
             .unwrap()
             .connect_lazy();

@@ -319,24 +319,17 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
         cloudtrail_event,
         request_id: ctx.request_id.clone(),
     };
-    let request = AppendRequest {
-        records: vec![record],
-    };
-    match state.clients.audit_local() {
-        Some(audit) => {
-            audit
-                .call("kms.audit.v1.Audit", "Append", |a| {
-                    a.append(tonic::Request::new(request))
-                })
-                .await
+    crate::clients::backend_call!(
+        state.clients,
+        audit_local,
+        audit,
+        "kms.audit.v1.Audit",
+        "Append",
+        append,
+        AppendRequest {
+            records: vec![record],
         }
-        None => state
-            .clients
-            .audit()
-            .append(request)
-            .await
-            .map(tonic::Response::into_inner),
-    }
+    )
     .map_err(|s| {
             tracing::error!(error = %s.message(), request_id = %ctx.request_id, "audit record not durable; failing the call");
             AwsError::internal()

@@ -70,6 +70,29 @@ impl Pool {
     }
 }
 
+/// One call of a hot-path backend method: the typed in-process call when the
+/// backend lives in this process (`$local`: `authz_local`, `keystore_local`,
+/// `audit_local`), the gRPC client (`$client`) otherwise; the response message,
+/// or the backend's `Status`. `$rpc` names the method for the server span.
+macro_rules! backend_call {
+    ($clients:expr, $local:ident, $client:ident, $service:literal, $rpc:expr, $method:ident, $req:expr) => {{
+        let request = $req;
+        match $clients.$local() {
+            Some(backend) => {
+                backend
+                    .call($service, $rpc, |b| b.$method(tonic::Request::new(request)))
+                    .await
+            }
+            None => $clients
+                .$client()
+                .$method(request)
+                .await
+                .map(tonic::Response::into_inner),
+        }
+    }};
+}
+pub(crate) use backend_call;
+
 pub struct Clients {
     authz: Pool,
     keystore: Pool,

@@ -428,21 +428,15 @@ async fn authenticate(
             .unwrap_or_default()
             .to_string(),
     };
-    let resp = match state.clients.authz_local() {
-        Some(authz) => {
-            authz
-                .call("kms.authz.v1.Authz", "Authenticate", |a| {
-                    a.authenticate(tonic::Request::new(request))
-                })
-                .await
-        }
-        None => state
-            .clients
-            .authz()
-            .authenticate(request)
-            .await
-            .map(tonic::Response::into_inner),
-    }
+    let resp = crate::clients::backend_call!(
+        state.clients,
+        authz_local,
+        authz,
+        "kms.authz.v1.Authz",
+        "Authenticate",
+        authenticate,
+        request
+    )
     .map_err(|s| AwsError::from_status(&s))?;
     let caller = resp.caller.ok_or_else(AwsError::internal)?;
     Ok((caller, auth.scope_service, auth.scope_region))

@@ -239,21 +239,15 @@ async fn dispatch(
         ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
             let mut req: $req = decode($value)?;
             req.context = Some($ctx);
-            let resp = match $state.clients.keystore_local() {
-                Some(keystore) => {
-                    keystore
-                        .call("kms.keystore.v1.KeyStore", op, |k| {
-                            k.$method(tonic::Request::new(req))
-                        })
-                        .await
-                }
-                None => $state
-                    .clients
-                    .keystore()
-                    .$method(req)
-                    .await
-                    .map(tonic::Response::into_inner),
-            }
+            let resp = crate::clients::backend_call!(
+                $state.clients,
+                keystore_local,
+                keystore,
+                "kms.keystore.v1.KeyStore",
+                op,
+                $method,
+                req
+            )
             .map_err(|s| backend_failure(&s))?;
             reply(&resp, want_json)
         }};
