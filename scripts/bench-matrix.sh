@@ -4,11 +4,14 @@
 # AES-256-GCM in one process, nothing else), both on this machine, measured by
 # kms-bench in the same run. For Encrypt (64 and 4096 bytes), Decrypt and
 # GenerateDataKey at concurrency 1, 16 and 64 it reports throughput, p99
-# latency and server CPU per request, and writes a Markdown table.
+# latency and server CPU per request, and writes a Markdown table; then it fills
+# the stack with BENCH_KEYS keys, restarts it and reports its startup time and
+# resident memory at rest.
 #
 # Usage: scripts/bench-matrix.sh [--out FILE]   (default: <cargo target dir>/bench-matrix.md)
 # Environment:
 #   BENCH_SECONDS   seconds per cell (default 5)
+#   BENCH_KEYS      keys for the memory and startup measurement (default 10000)
 #   STACK_LISTEN    kms-stack public endpoint (default 127.0.0.1:4566)
 #   REF_LISTEN      reference server (default 127.0.0.1:4577)
 # Loopback only: both addresses must be in 127.0.0.0/8. Client and servers
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="${2:?--out needs a file}"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-matrix: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +39,10 @@ for addr in "$stack_listen" "$ref_listen"; do
     exit 2
   fi
 done
+if ! [[ "${BENCH_KEYS:-10000}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench-matrix: BENCH_KEYS must be a positive whole number" >&2
+  exit 2
+fi
 if ! [[ "$seconds" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
   echo "bench-matrix: BENCH_SECONDS must be a number of seconds" >&2
   exit 2
@@ -200,6 +207,54 @@ if [ -s "$work/bench.err" ]; then
   echo "kms-bench reported:" >&2
   sort "$work/bench.err" | uniq -c >&2
 fi
+
+# Memory and startup: the stack filled with BENCH_KEYS keys (default 10,000), then
+# restarted on the same data dir: time from exec until it answers HTTP and until a
+# signed call succeeds, and its resident memory at rest (the whole stack is this
+# one process).
+keys="${BENCH_KEYS:-10000}"
+echo "== memory and startup with $keys keys" >&2
+created=$("$bin/kms-bench" --endpoint "http://$stack_listen" --op create-key --requests "$keys" \
+  --concurrency 16 --duration 3600 --json 2>>"$work/bench.err" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' || echo 0)
+kill "$stack_pid"
+wait "$stack_pid" 2>/dev/null || true
+now_ms() { date +%s%3N; }
+started=$(now_ms)
+env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT RUST_BACKTRACE=0 \
+  "$bin/kms-stack" --data-dir "$work/data" --listen "$stack_listen" \
+  --tls-listen "${stack_listen%:*}:0" --dns-port 0 \
+  >>"$work/stack.log" 2>&1 &
+stack_pid=$!
+answered=""
+for _ in $(seq 1 1000); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -X POST "http://$stack_listen/" || true)
+  if [ -n "$code" ] && [ "$code" != 000 ]; then
+    answered=$(now_ms)
+    break
+  fi
+  alive
+  sleep 0.01
+done
+# A signed CreateKey and Encrypt, the first calls after the restart.
+signed_ok=$("$bin/kms-bench" --endpoint "http://$stack_listen" --op encrypt --requests 1 \
+  --concurrency 1 --duration 30 --json 2>>"$work/bench.err" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' || echo 0)
+signed=$(now_ms)
+sleep 2
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$stack_pid/status")
+alive
+{
+  echo
+  echo "Memory and startup: $created keys created, then kms-stack restarted on the same data dir:"
+  if [ -n "$answered" ]; then
+    echo "answering HTTP $(( answered - started )) ms after exec; first signed calls (CreateKey + Encrypt, $signed_ok ok) done $(( signed - started )) ms after exec;"
+  else
+    echo "not answering HTTP within 10 s of exec;"
+  fi
+  echo "resident memory at rest $(( rss_kib / 1024 )) MiB ($rss_kib KiB)."
+} >>"$work/table.md"
+tail -n 4 "$work/table.md"
 
 mkdir -p "$(dirname "$out")"
 cat "$work/header.md" "$work/table.md" >"$out"

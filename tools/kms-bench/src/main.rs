@@ -1,8 +1,8 @@
 //! `kms-bench`: a load generator for the KMS JSON 1.1 API.
 //!
-//! It drives signed (SigV4, service `kms`) Encrypt, Decrypt or GenerateDataKey
-//! calls from N concurrent workers over keep-alive HTTP/1.1 connections for a
-//! fixed duration, then prints the request rate, the errors by status and
+//! It drives signed (SigV4, service `kms`) Encrypt, Decrypt, GenerateDataKey or
+//! CreateKey calls from N concurrent workers over keep-alive HTTP/1.1
+//! connections for a fixed duration (or until `--requests` were sent), then prints the request rate, the errors by status and
 //! `__type`, latency percentiles and, with `--server-pid`, the server CPU time
 //! per request (`--json`: the same as one JSON object, for scripts such as
 //! `scripts/bench-matrix.sh`). It talks to loopback endpoints only unless
@@ -15,6 +15,7 @@ mod kms;
 mod stats;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -32,6 +33,9 @@ enum Op {
     Encrypt,
     Decrypt,
     GenerateDataKey,
+    /// A symmetric key per call (to fill a stack with keys, e.g. for the
+    /// memory and startup measurement of `scripts/bench-matrix.sh`).
+    CreateKey,
 }
 
 impl Op {
@@ -40,6 +44,7 @@ impl Op {
             Op::Encrypt => "Encrypt",
             Op::Decrypt => "Decrypt",
             Op::GenerateDataKey => "GenerateDataKey",
+            Op::CreateKey => "CreateKey",
         }
     }
 }
@@ -62,6 +67,9 @@ struct Cli {
     /// Run time in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Stop once this many requests were sent (or at --duration, whichever is first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: Option<u64>,
     /// Plaintext size in bytes (Encrypt and Decrypt).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     size: u32,
@@ -97,6 +105,9 @@ struct Cli {
 
 /// The request body every worker sends (same bytes each time; the signature differs).
 async fn prepare_body(cli: &Cli, client: &KmsClient) -> anyhow::Result<Bytes> {
+    if cli.op == Op::CreateKey {
+        return Ok(Bytes::from_static(b"{}"));
+    }
     let key_id = match &cli.key_id {
         Some(k) => k.clone(),
         None => {
@@ -115,6 +126,7 @@ async fn prepare_body(cli: &Cli, client: &KmsClient) -> anyhow::Result<Bytes> {
             serde_json::json!({ "CiphertextBlob": blob })
         }
         Op::GenerateDataKey => serde_json::json!({ "KeyId": key_id, "KeySpec": "AES_256" }),
+        Op::CreateKey => unreachable!("CreateKey sends an empty object"),
     };
     Ok(Bytes::from(body.to_string()))
 }
@@ -125,9 +137,10 @@ async fn worker(
     body: Bytes,
     deadline: Instant,
     connections: Arc<Semaphore>,
+    tickets: Arc<Tickets>,
 ) -> Recorder {
     let mut rec = Recorder::default();
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && tickets.take() {
         let Ok(_permit) = connections.acquire().await else {
             break;
         };
@@ -144,6 +157,23 @@ async fn worker(
         }
     }
     rec
+}
+
+/// How many requests may still be sent (`None`: no limit).
+struct Tickets(Option<AtomicU64>);
+
+impl Tickets {
+    fn new(limit: Option<u64>) -> Self {
+        Self(limit.map(AtomicU64::new))
+    }
+
+    /// Whether one more request may go.
+    fn take(&self) -> bool {
+        self.0.as_ref().is_none_or(|left| {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        })
+    }
 }
 
 fn root_cause(e: &anyhow::Error) -> String {
@@ -208,6 +238,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
 
     let probe = CpuProbe::start(&cli.server_pid)?;
     let permits = Arc::new(Semaphore::new(connections));
+    let tickets = Arc::new(Tickets::new(cli.requests));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(cli.duration);
     let workers: Vec<_> = (0..cli.concurrency)
@@ -218,6 +249,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 body.clone(),
                 deadline,
                 permits.clone(),
+                tickets.clone(),
             ))
         })
         .collect();
@@ -400,6 +432,20 @@ mod tests {
         assert!(!cli.allow_remote);
         assert!(!cli.json);
         assert!(Cli::try_parse_from(["kms-bench", "--concurrency", "0"]).is_err());
+        let cli = Cli::try_parse_from(["kms-bench", "--op", "create-key", "--requests", "10000"])
+            .unwrap();
+        assert_eq!(cli.op, Op::CreateKey);
+        assert_eq!(cli.requests, Some(10_000));
+        assert!(Cli::try_parse_from(["kms-bench", "--requests", "0"]).is_err());
+    }
+
+    #[test]
+    fn tickets_stop_after_the_limit_shared_by_all_workers() {
+        let limited = Tickets::new(Some(3));
+        let taken = (0..10).filter(|_| limited.take()).count();
+        assert_eq!(taken, 3);
+        let unlimited = Tickets::new(None);
+        assert!((0..10).all(|_| unlimited.take()));
     }
 
     #[test]
