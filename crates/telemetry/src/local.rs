@@ -9,7 +9,12 @@
 //! cost of a hop: syscalls, HPACK, flow control, cross-thread wake-ups).
 //!
 //! Like grpc-java's in-process transport, servers register under their address
-//! and clients look the address up on every call.
+//! and clients look the address up on every call. Registration is off unless the
+//! process calls [`enable`] (the one-process stack does; the separate service
+//! binaries of a compose deployment do not, so they always talk over the
+//! network). A server is unregistered when its [`Registration`] is dropped (when
+//! it stops serving), so a call never reaches a stopped server: it goes over TCP
+//! instead and fails there as it would between processes.
 //!
 //! A server may also register typed handles: its service implementation as the
 //! trait object of the generated server trait (`Arc<dyn KeyStore>`). A client on
@@ -18,12 +23,7 @@
 //! encoding or decoding, no gRPC framing, no routing, the same `Status` (with its
 //! metadata), the same server span and the same deadline. Handlers read nothing
 //! else of the request (no metadata, no peer address), so both paths are one
-//! contract; calls without a typed handle take the encoded path. Registration is off unless the
-//! process calls [`enable`] (the one-process stack does; the separate service
-//! binaries of a compose deployment do not, so they always talk over the
-//! network). A server is unregistered when its [`Registration`] is dropped (when
-//! it stops serving), so a call never reaches a stopped server: it goes over TCP
-//! instead and fails there as it would between processes.
+//! contract; calls without a typed handle take the encoded path.
 
 use std::any::Any;
 use std::collections::HashMap;
