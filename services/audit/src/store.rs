@@ -102,42 +102,13 @@ fn open_events_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::
     Ok(conn)
 }
 
-const INSERT_COLUMNS: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, event_source, \
-     read_only, username, access_key_id, resources, request_id, cloudtrail_event) VALUES ";
-const ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-/// Parameters per row.
-const COLUMNS: usize = 11;
-const ON_CONFLICT: &str = " ON CONFLICT (account_id, event_id) DO NOTHING";
-/// Rows of the largest multi-row INSERT (11 parameters each, far below SQLite's limit).
-const MAX_ROWS_PER_INSERT: usize = 256;
-
-/// The INSERT of `rows` rows (a power of two up to [`MAX_ROWS_PER_INSERT`]): a batch is
-/// written as a few multi-row statements (one round trip to SQLite's thread each, instead
-/// of one per row), and the few distinct texts stay prepared in the connection's cache.
-fn insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        (0..=MAX_ROWS_PER_INSERT.trailing_zeros())
-            .map(|p| {
-                let rows = vec![ROW_PLACEHOLDERS; 1 << p].join(", ");
-                format!("{INSERT_COLUMNS}{rows}{ON_CONFLICT}")
-            })
-            .collect()
-    });
-    debug_assert!(rows.is_power_of_two() && rows <= MAX_ROWS_PER_INSERT);
-    &SQL[rows.trailing_zeros() as usize]
-}
-
-/// Split `n` rows into power-of-two chunks, largest first (`n = 13` gives 8, 4, 1).
-fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if n == 0 {
-            return None;
-        }
-        let size = MAX_ROWS_PER_INSERT.min(1 << (usize::BITS - 1 - n.leading_zeros()));
-        n -= size;
-        Some(size)
-    })
-}
+/// One row per statement: executed in a loop on the writer's own connection, a
+/// single-row INSERT costs a bind and a step, and, writing one row, needs no statement
+/// journal (a multi-row INSERT inside a transaction copies every page it touches into
+/// one, to be able to undo just that statement).
+const INSERT_SQL: &str = "INSERT INTO events (account_id, event_id, event_time_ms, event_name, \
+     event_source, read_only, username, access_key_id, resources, request_id, cloudtrail_event) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, event_id) DO NOTHING";
 
 /// The lookup statement with one filter clause on parameter ?7.
 /// ?1 account, ?2..?3 time range, ?4..?5 cursor (time, seq), ?6 limit.
@@ -197,7 +168,7 @@ impl TryFrom<EventRow> for StoredEvent {
 
 impl Store for SqliteStore {
     /// Runs synchronously on the caller's thread (the writer's own, see
-    /// [`crate::writer`]): one IMMEDIATE transaction, a few multi-row INSERTs, one
+    /// [`crate::writer`]): one IMMEDIATE transaction, one INSERT per row, one
     /// durable commit; rolled back (dropped) on any error.
     async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
         let resources = copies
@@ -210,26 +181,23 @@ impl Store for SqliteStore {
         let mut conn = self.events.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut inserted = 0;
-        let mut rows = copies.iter().zip(&resources);
-        for size in chunk_sizes(copies.len()) {
-            // Prepared once per statement text and kept in the connection's cache.
-            let mut stmt = tx.prepare_cached(insert_sql(size))?;
-            let mut i = 0;
-            for (c, resources) in rows.by_ref().take(size) {
-                stmt.raw_bind_parameter(i + 1, c.account_id.as_str())?;
-                stmt.raw_bind_parameter(i + 2, c.event_id.as_str())?;
-                stmt.raw_bind_parameter(i + 3, c.event_time_ms)?;
-                stmt.raw_bind_parameter(i + 4, c.event_name.as_str())?;
-                stmt.raw_bind_parameter(i + 5, c.event_source.as_str())?;
-                stmt.raw_bind_parameter(i + 6, c.read_only)?;
-                stmt.raw_bind_parameter(i + 7, c.username.as_str())?;
-                stmt.raw_bind_parameter(i + 8, c.access_key_id.as_str())?;
-                stmt.raw_bind_parameter(i + 9, resources.as_str())?;
-                stmt.raw_bind_parameter(i + 10, c.request_id.as_str())?;
-                stmt.raw_bind_parameter(i + 11, c.cloudtrail_event.as_str())?;
-                i += COLUMNS;
+        {
+            // Prepared once and kept in the connection's cache.
+            let mut stmt = tx.prepare_cached(INSERT_SQL)?;
+            for (c, resources) in copies.iter().zip(&resources) {
+                stmt.raw_bind_parameter(1, c.account_id.as_str())?;
+                stmt.raw_bind_parameter(2, c.event_id.as_str())?;
+                stmt.raw_bind_parameter(3, c.event_time_ms)?;
+                stmt.raw_bind_parameter(4, c.event_name.as_str())?;
+                stmt.raw_bind_parameter(5, c.event_source.as_str())?;
+                stmt.raw_bind_parameter(6, c.read_only)?;
+                stmt.raw_bind_parameter(7, c.username.as_str())?;
+                stmt.raw_bind_parameter(8, c.access_key_id.as_str())?;
+                stmt.raw_bind_parameter(9, resources.as_str())?;
+                stmt.raw_bind_parameter(10, c.request_id.as_str())?;
+                stmt.raw_bind_parameter(11, c.cloudtrail_event.as_str())?;
+                inserted += stmt.raw_execute()? as u64;
             }
-            inserted += stmt.raw_execute()? as u64;
         }
         tx.commit()?;
         Ok(inserted)
@@ -281,22 +249,5 @@ impl Store for SqliteStore {
         };
         let rows = query.fetch_all(&self.reader).await?;
         rows.into_iter().map(StoredEvent::try_from).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_split_into_power_of_two_statements() {
-        assert_eq!(chunk_sizes(0).count(), 0);
-        assert_eq!(chunk_sizes(13).collect::<Vec<_>>(), [8, 4, 1]);
-        assert_eq!(chunk_sizes(600).collect::<Vec<_>>(), [256, 256, 64, 16, 8]);
-        for n in 0..1100 {
-            assert_eq!(chunk_sizes(n).sum::<usize>(), n);
-        }
-        assert_eq!(insert_sql(4).matches("(?, ").count(), 4);
-        assert!(insert_sql(256).ends_with(ON_CONFLICT));
     }
 }

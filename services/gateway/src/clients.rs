@@ -83,9 +83,10 @@ macro_rules! backend_call {
                     .call($service, $rpc, |b| b.$method(tonic::Request::new(request)))
                     .await
             }
-            None => $clients
-                .$client()
-                .$method(request)
+            // Boxed: a tonic client call's future is several KB, and kept inline it
+            // would make every caller's future (and so every request's) that large
+            // even when the typed in-process path serves the call.
+            None => Box::pin($clients.$client().$method(request))
                 .await
                 .map(tonic::Response::into_inner),
         }

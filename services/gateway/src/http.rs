@@ -345,12 +345,14 @@ async fn process(
             client_provided_host_header: host_header(&parts),
         }),
     };
+    // The other protocols' futures are boxed: inline, the largest of them would
+    // set the size of every request's future, which is moved (copied) as a whole.
     match protocol {
         Protocol::Kms(op) => crate::kms::call(state, ctx, op, &body).await,
-        Protocol::CloudTrail(op) => crate::cloudtrail::call(state, ctx, op, &body).await,
-        Protocol::Ec2 => crate::ec2::call(state, ctx, parts.uri.query(), &body).await,
-        Protocol::Iam => crate::iam::call(state, ctx, parts.uri.query(), &body).await,
-        Protocol::Sts => crate::sts::call(state, ctx, parts.uri.query(), &body).await,
+        Protocol::CloudTrail(op) => Box::pin(crate::cloudtrail::call(state, ctx, op, &body)).await,
+        Protocol::Ec2 => Box::pin(crate::ec2::call(state, ctx, parts.uri.query(), &body)).await,
+        Protocol::Iam => Box::pin(crate::iam::call(state, ctx, parts.uri.query(), &body)).await,
+        Protocol::Sts => Box::pin(crate::sts::call(state, ctx, parts.uri.query(), &body)).await,
     }
 }
 

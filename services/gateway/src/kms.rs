@@ -186,13 +186,12 @@ async fn execute(
     if request.get("DryRun").and_then(Value::as_bool) == Some(true) {
         // The key must exist and be usable by the caller; nothing else happens.
         if let Some(key_id) = request.get("KeyId").and_then(Value::as_str) {
-            state
-                .clients
-                .keystore()
-                .resolve_key(kms_proto::keystore::v1::ResolveKeyRequest {
-                    key_id: key_id.to_string(),
-                    context: Some(ctx.clone()),
-                })
+            let request = kms_proto::keystore::v1::ResolveKeyRequest {
+                key_id: key_id.to_string(),
+                context: Some(ctx.clone()),
+            };
+            // Boxed: a rare path, kept out of the size of every call's future.
+            Box::pin(async move { state.clients.keystore().resolve_key(request).await })
                 .await
                 .map_err(|s| backend_failure(&s))?;
         }
@@ -239,15 +238,22 @@ async fn dispatch(
         ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
             let mut req: $req = decode($value)?;
             req.context = Some($ctx);
-            let resp = crate::clients::backend_call!(
-                $state.clients,
-                keystore_local,
-                keystore,
-                "kms.keystore.v1.KeyStore",
-                op,
-                $method,
-                req
-            )
+            // Boxed: each arm's call is its own small heap future, so this function's
+            // future (and with it every request's) stays small; the arms' states,
+            // kept inline, added up to tens of KB, copied whenever a request's
+            // future moved.
+            let resp = Box::pin(async move {
+                crate::clients::backend_call!(
+                    $state.clients,
+                    keystore_local,
+                    keystore,
+                    "kms.keystore.v1.KeyStore",
+                    op,
+                    $method,
+                    req
+                )
+            })
+            .await
             .map_err(|s| backend_failure(&s))?;
             reply(&resp, want_json)
         }};
