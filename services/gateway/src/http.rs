@@ -454,7 +454,7 @@ mod tests {
     }
 
     /// Every request's future is moved (copied) whole, by hyper among others: the
-    /// rare paths stay boxed, out of it (it was 71 KB before they were).
+    /// rare paths stay boxed, out of it (it was 36 KB before they were).
     #[test]
     fn a_request_future_stays_small() {
         let handle = future_size(|(s, c, r)| handle(s, c, r));
