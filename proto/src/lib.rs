@@ -26,6 +26,13 @@ pub mod audit {
     pub mod v1 {
         tonic::include_proto!("kms.audit.v1");
     }
+
+    /// Marks an in-process `Append` whose `cloudtrail_event`s the sender serialized from
+    /// typed structs (each a JSON object without `recipientAccountId`), so audit need not
+    /// parse them again. A request extension: it never crosses the network (a remote
+    /// sender cannot set it), so what arrives over gRPC is always checked.
+    #[derive(Clone, Copy, Debug)]
+    pub struct SerializedEvents;
 }
 pub mod registry {
     pub mod v1 {

@@ -108,11 +108,21 @@ impl<S: Store> pb::audit_server::Audit for AuditService<S> {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        // Set only by a sender in this process that serialized the events itself.
+        let serialized = request
+            .extensions()
+            .get::<kms_proto::audit::SerializedEvents>()
+            .is_some();
         let records = request.into_inner().records;
         let count = records.len() as u64;
         let mut copies = Vec::with_capacity(records.len());
         for r in records {
-            copies.extend(Record::from(r).into_copies()?);
+            let record = Record::from(r);
+            copies.extend(if serialized {
+                record.into_copies_of_serialized()?
+            } else {
+                record.into_copies()?
+            });
         }
         self.appender.append(copies).await?;
         Ok(Response::new(pb::AppendResponse { committed: count }))

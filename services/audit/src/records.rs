@@ -81,8 +81,23 @@ impl Record {
 
     /// One copy per distinct recipient account.
     pub fn into_copies(self) -> Result<Vec<EventCopy>, Error> {
+        self.copies(false)
+    }
+
+    /// As [`Self::into_copies`], for a record whose event its sender in this process
+    /// serialized from typed structs (`kms_proto::audit::SerializedEvents`): a JSON
+    /// object without `recipientAccountId`, so it is not parsed again.
+    pub fn into_copies_of_serialized(self) -> Result<Vec<EventCopy>, Error> {
+        self.copies(true)
+    }
+
+    fn copies(self, serialized: bool) -> Result<Vec<EventCopy>, Error> {
         self.validate()?;
-        let event = EventJson::parse(&self.cloudtrail_event, &self.event_id)?;
+        let event = if serialized {
+            EventJson::serialized(&self.cloudtrail_event, &self.event_id)?
+        } else {
+            EventJson::parse(&self.cloudtrail_event, &self.event_id)?
+        };
         let mut recipients = self.recipient_account_ids;
         recipients.sort_unstable();
         recipients.dedup();
@@ -194,6 +209,22 @@ impl<'a> EventJson<'a> {
         })
     }
 
+    /// An object serialized by the sender itself: only its braces are checked.
+    fn serialized(text: &'a str, event_id: &str) -> Result<Self, Error> {
+        let head = text
+            .strip_suffix('}')
+            .filter(|head| head.starts_with('{'))
+            .ok_or_else(|| {
+                Error::Validation(format!(
+                    "audit record {event_id}: cloudtrail_event is not a JSON object"
+                ))
+            })?;
+        Ok(Self {
+            head: std::borrow::Cow::Borrowed(head),
+            empty: head == "{",
+        })
+    }
+
     fn with_recipient(&self, account_id: &str) -> String {
         const FIELD: &str = "\"recipientAccountId\":\"";
         let mut out = String::with_capacity(self.head.len() + FIELD.len() + account_id.len() + 4);
@@ -276,6 +307,41 @@ mod tests {
             c[0].cloudtrail_event,
             r#"{"recipientAccountId":"111122223333"}"#
         );
+    }
+
+    #[test]
+    fn a_serialized_event_gets_the_same_copies_without_a_parse() {
+        for event in [
+            r#"{"eventVersion":"1.08","eventName":"Encrypt","eventID":"e1"}"#,
+            "{}",
+        ] {
+            let recipients = ["444455556666", "111122223333", "444455556666"];
+            let parsed = record(event, &recipients).into_copies().unwrap();
+            let serialized = record(event, &recipients)
+                .into_copies_of_serialized()
+                .unwrap();
+            let texts = |c: &[EventCopy]| {
+                c.iter()
+                    .map(|c| (c.account_id.clone(), c.cloudtrail_event.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(texts(&serialized), texts(&parsed));
+        }
+        // The record's own checks still apply, and text that is not an object's.
+        for (event, recipients) in [
+            ("[1,2]", &["111122223333"][..]),
+            ("", &["111122223333"]),
+            ("}", &["111122223333"]),
+            ("{}", &[]),
+            ("{}", &["1111"]),
+        ] {
+            assert!(
+                record(event, recipients)
+                    .into_copies_of_serialized()
+                    .is_err(),
+                "{event:?} {recipients:?}"
+            );
+        }
     }
 
     #[test]

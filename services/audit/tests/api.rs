@@ -499,6 +499,17 @@ async fn invalid_records_are_refused_whole() {
             .await,
     );
     assert_eq!(e.code, "ValidationException");
+    // The in-process marker that skips the event's parse does not cross the network.
+    let mut bad_json = record("marked", T0, &[A]);
+    bad_json.cloudtrail_event = "{\"a\":}".into();
+    let mut request = tonic::Request::new(AppendRequest {
+        records: vec![bad_json],
+    });
+    request
+        .extensions_mut()
+        .insert(kms_proto::audit::SerializedEvents);
+    let e = aws_error(app.client.append(request).await);
+    assert_eq!(e.code, "ValidationException");
     assert!(app.ids(lookup(A)).await.is_empty());
     assert_eq!(app.append(vec![]).await, 0);
 }

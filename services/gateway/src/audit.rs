@@ -326,8 +326,16 @@ pub async fn append(state: &State, ctx: &RequestContext, e: Event<'_>) -> Result
         "kms.audit.v1.Audit",
         "Append",
         append,
-        AppendRequest {
-            records: vec![record],
+        {
+            let mut request = tonic::Request::new(AppendRequest {
+                records: vec![record],
+            });
+            // Serialized above from typed structs: audit in this process skips
+            // parsing the event again.
+            request
+                .extensions_mut()
+                .insert(kms_proto::audit::SerializedEvents);
+            request
         }
     )
     .map_err(|s| {

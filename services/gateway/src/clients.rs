@@ -74,13 +74,17 @@ impl Pool {
 /// backend lives in this process (`$local`: `authz_local`, `keystore_local`,
 /// `audit_local`), the gRPC client (`$client`) otherwise; the response message,
 /// or the backend's `Status`. `$rpc` names the method for the server span.
+/// `$req` is the request message, or a `tonic::Request` of it carrying extensions
+/// for the in-process server (the network path does not send extensions).
 macro_rules! backend_call {
     ($clients:expr, $local:ident, $client:ident, $service:literal, $rpc:expr, $method:ident, $req:expr) => {{
         let request = $req;
         match $clients.$local() {
             Some(backend) => {
                 backend
-                    .call($service, $rpc, |b| b.$method(tonic::Request::new(request)))
+                    .call($service, $rpc, |b| {
+                        b.$method(tonic::IntoRequest::into_request(request))
+                    })
                     .await
             }
             // Boxed: a tonic client call's future is several KB, and kept inline it
