@@ -44,13 +44,6 @@ pub struct SqliteStore {
     events: Arc<Mutex<rusqlite::Connection>>,
 }
 
-/// SQLite's "unix-excl" VFS: the first connection takes a process-wide exclusive lock on
-/// the database, so no other process can open it while audit runs, and the WAL index lives
-/// in heap memory shared by this process's connections instead of a `-shm` file locked
-/// with `fcntl`: a commit takes no system call for locks. Every connection to the file
-/// must use the same VFS (they share the heap index).
-const VFS: &str = "unix-excl";
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/audit");
 
 impl SqliteStore {
@@ -61,8 +54,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            .vfs(VFS);
+            .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -101,14 +93,7 @@ impl SqliteStore {
 /// The appending connection: WAL (already set on the file), every commit durable
 /// (synchronous=FULL is per connection), waiting for the delivery writer's lock.
 fn open_events_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags_and_vfs(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-        VFS,
-    )?;
+    let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
