@@ -4,7 +4,8 @@
 //! group-commit writer's thread (no hand-off to another thread per statement); a pool with a
 //! single connection does the rest of the writing (delivery bookkeeping, in `BEGIN
 //! IMMEDIATE` transactions, so the two writers queue on SQLite's lock); a separate pool
-//! reads, so lookups never wait behind a commit (WAL mode).
+//! reads, so lookups never wait behind a commit (WAL mode). Checkpoints of the WAL are
+//! kept off the commits (see [`Events`]).
 
 use std::future::Future;
 use std::str::FromStr;
@@ -28,6 +29,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         copies: &[&EventCopy],
     ) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// Housekeeping the writer runs after it answered a batch's callers (on its thread),
+    /// e.g. a checkpoint that should not delay those answers.
+    fn after_batch(&self) {}
     /// One page of a lookup, newest first: at most `lookup.max_results + 1` events (the
     /// extra one tells the caller that a next page exists).
     fn lookup(
@@ -41,7 +45,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// The connection events are appended through (the group-commit writer's).
-    events: Arc<Mutex<rusqlite::Connection>>,
+    events: Arc<Mutex<Events>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/audit");
@@ -66,7 +70,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let path = options.get_filename().to_owned();
-        let events = tokio::task::spawn_blocking(move || open_events_connection(&path)).await??;
+        let events = tokio::task::spawn_blocking(move || Events::open(&path)).await??;
         Ok(Self {
             writer,
             reader,
@@ -90,16 +94,118 @@ impl SqliteStore {
     }
 }
 
+/// WAL frames at which a background checkpoint starts copying the WAL.
+const BACKGROUND_CHECKPOINT_FRAMES: i32 = 800;
+/// WAL frames at which the writer checkpoints what is left, after answering (SQLite's
+/// own automatic checkpoint threshold).
+const CHECKPOINT_FRAMES: i32 = 1000;
+
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread (set by the WAL hook,
+    /// which SQLite calls on the committing thread).
+    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+fn record_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
+
 /// The appending connection: WAL (already set on the file), every commit durable
-/// (synchronous=FULL is per connection), waiting for the delivery writer's lock.
-fn open_events_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(16);
-    Ok(conn)
+/// (synchronous=FULL is per connection), waiting for the delivery writer's lock; and the
+/// checkpoints of what it appends.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL frames:
+/// under load, every ~80th group commit copied the WAL into the database file and synced
+/// both (a few ms) before its callers got their answers, and every call queued behind it
+/// waited too. Here a WAL hook replaces it: at [`BACKGROUND_CHECKPOINT_FRAMES`] a thread
+/// with a connection of its own starts a PASSIVE checkpoint, which copies the frames
+/// committed so far without blocking the appends; at [`CHECKPOINT_FRAMES`] the writer, once
+/// it has answered the batch, checkpoints what is left (the frames appended meanwhile),
+/// after which the next commit starts the WAL over from the beginning of its file (which
+/// only a complete checkpoint allows). The WAL stays as bounded as before; the stall is
+/// the remainder's copy, outside any call's answer.
+struct Events {
+    conn: rusqlite::Connection,
+    /// Asks the checkpoint thread for a checkpoint; `None` for a database not in WAL mode.
+    background: Option<std::sync::mpsc::SyncSender<()>>,
+    /// A background checkpoint was asked for since the WAL last started over.
+    asked: bool,
+    /// The WAL reached [`CHECKPOINT_FRAMES`]: the writer checkpoints after answering.
+    due: bool,
+    /// WAL frames after the last commit.
+    frames: i32,
+}
+
+impl Events {
+    fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(16);
+        let background = if mode.eq_ignore_ascii_case("wal") {
+            // Replaces the automatic checkpoint on this connection.
+            conn.wal_hook(Some(record_wal_frames));
+            let checkpointer = rusqlite::Connection::open(path)?;
+            checkpointer.busy_timeout(Duration::from_secs(5))?;
+            checkpointer.pragma_update(None, "synchronous", "FULL")?;
+            let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
+            std::thread::Builder::new()
+                .name("audit-checkpoint".into())
+                .spawn(move || {
+                    // Ends when the store (the sender) is gone.
+                    while asked.recv().is_ok() {
+                        if let Err(e) = checkpoint(&checkpointer) {
+                            tracing::warn!(error = %e, "background WAL checkpoint failed");
+                        }
+                    }
+                })?;
+            Some(ask)
+        } else {
+            None
+        };
+        Ok(Self {
+            conn,
+            background,
+            asked: false,
+            due: false,
+            frames: 0,
+        })
+    }
+
+    /// After a commit: the WAL's size decides which checkpoint is due.
+    fn committed(&mut self) {
+        if self.background.is_none() {
+            return;
+        }
+        let frames = WAL_FRAMES.get();
+        if frames < self.frames {
+            // The WAL started over.
+            self.asked = false;
+        }
+        self.frames = frames;
+        if frames >= BACKGROUND_CHECKPOINT_FRAMES
+            && !self.asked
+            && let Some(ask) = &self.background
+        {
+            // Full: a checkpoint is already asked for.
+            let _ = ask.try_send(());
+            self.asked = true;
+        }
+        self.due = frames >= CHECKPOINT_FRAMES;
+    }
+}
+
+/// One PASSIVE checkpoint: copies the committed frames no reader still needs from the WAL,
+/// without waiting for anyone. A failure leaves the frames in the WAL (nothing is lost);
+/// the next checkpoint copies them.
+fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 /// One row per statement: executed in a loop on the writer's own connection, a
@@ -178,8 +284,10 @@ impl Store for SqliteStore {
                     .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut conn = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = events
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut inserted = 0;
         {
             // Prepared once and kept in the connection's cache.
@@ -200,7 +308,21 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        events.committed();
         Ok(inserted)
+    }
+
+    /// The checkpoint of what the background one left, when the WAL is large enough.
+    fn after_batch(&self) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if !events.due {
+            return;
+        }
+        events.due = false;
+        if let Err(e) = checkpoint(&events.conn) {
+            // The next commit past the threshold tries again.
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 
     async fn lookup(&self, lookup: &Lookup) -> Result<Vec<StoredEvent>, Error> {
@@ -249,5 +371,93 @@ impl Store for SqliteStore {
         };
         let rows = query.fetch_all(&self.reader).await?;
         rows.into_iter().map(StoredEvent::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(i: usize) -> EventCopy {
+        EventCopy {
+            account_id: "111122223333".into(),
+            event_id: format!("event-{i:08}"),
+            event_time_ms: i as i64,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            read_only: false,
+            username: String::new(),
+            access_key_id: String::new(),
+            resources: vec![],
+            request_id: format!("request-{i:08}"),
+            // About the size of a real Encrypt record.
+            cloudtrail_event: format!(
+                "{{\"eventID\":\"event-{i:08}\",\"pad\":\"{}\"}}",
+                "x".repeat(900)
+            ),
+        }
+    }
+
+    async fn append(store: &SqliteStore, from: usize, n: usize) {
+        let batch: Vec<EventCopy> = (from..from + n).map(copy).collect();
+        let refs: Vec<&EventCopy> = batch.iter().collect();
+        assert_eq!(store.append_batch(&refs).await.unwrap(), n as u64);
+    }
+
+    fn frames(store: &SqliteStore) -> i32 {
+        store.events.lock().unwrap().frames
+    }
+
+    #[tokio::test]
+    async fn checkpoints_run_beside_the_appends_and_the_wal_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let db_bytes = || std::fs::metadata(&db).unwrap().len();
+        let before = db_bytes();
+        // Past the background threshold, short of the writer's: only the checkpoint
+        // thread copies pages into the database file.
+        let mut next = 0;
+        while frames(&store) < BACKGROUND_CHECKPOINT_FRAMES + 20 {
+            append(&store, next, 8).await;
+            next += 8;
+        }
+        assert!(frames(&store) < CHECKPOINT_FRAMES);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db_bytes() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no background checkpoint"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Through the writer's threshold, with its checkpoint after each batch as the
+        // writer runs it: the WAL starts over instead of growing (SQLite's automatic
+        // checkpoint is off on this connection).
+        let mut restarted = false;
+        for _ in 0..400 {
+            let before = frames(&store);
+            append(&store, next, 8).await;
+            next += 8;
+            store.after_batch();
+            restarted |= frames(&store) < before;
+        }
+        assert!(restarted, "the WAL never started over");
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_bytes = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            wal_bytes <= (CHECKPOINT_FRAMES as u64 + 64) * 4120,
+            "WAL of {wal_bytes} bytes"
+        );
+        // Every row is there, read through another connection.
+        let other = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = other
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n as usize, next);
+        store.close().await;
     }
 }

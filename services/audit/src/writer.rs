@@ -134,6 +134,7 @@ async fn write_loop<S: Store>(store: S, mut rx: mpsc::Receiver<Job>, batch_max: 
             // A caller that went away no longer needs the answer.
             let _ = job.reply.send(outcome);
         }
+        store.after_batch();
     }
     tracing::debug!("audit writer stopped");
 }
