@@ -54,17 +54,22 @@ struct ResponseKeyMetadata<'a> {
 
 /// Key ARNs a call touched: from the response when it succeeded, else from
 /// the request (an ARN as given, or a bare key id in the caller's account).
-fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<String> {
+pub(crate) fn key_arns(ctx: &RequestContext, request: &Value, outcome: &Outcome) -> Vec<String> {
     let mut arns = Vec::new();
     if let Ok(reply) = outcome {
-        let keys: ResponseKeys = serde_json::from_slice(&reply.body).unwrap_or_default();
-        for s in [keys.key_id, keys.source_key_id].into_iter().flatten() {
-            if is_key_arn(&s) {
+        if let Some(ids) = &reply.keys {
+            // Read from the message (the cryptographic operations): no parse of the body.
+            arns.extend(ids.iter().flatten().filter(|s| is_key_arn(s)).cloned());
+        } else {
+            let keys: ResponseKeys = serde_json::from_slice(&reply.body).unwrap_or_default();
+            for s in [keys.key_id, keys.source_key_id].into_iter().flatten() {
+                if is_key_arn(&s) {
+                    arns.push(s.into_owned());
+                }
+            }
+            if let Some(s) = keys.key_metadata.and_then(|m| m.arn) {
                 arns.push(s.into_owned());
             }
-        }
-        if let Some(s) = keys.key_metadata.and_then(|m| m.arn) {
-            arns.push(s.into_owned());
         }
     }
     if arns.is_empty() {
@@ -616,6 +621,7 @@ mod tests {
             Ok(crate::kms::Reply {
                 body: serde_json::to_vec(&body).unwrap(),
                 json: None,
+                keys: None,
             })
         };
         let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";

@@ -137,6 +137,38 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// The response as a JSON tree, made only when the record shows it.
     pub json: Option<Value>,
+    /// The key ids the response names (`KeyId`, then `SourceKeyId`), read from the message
+    /// for the cryptographic operations, so the record need not parse `body` for them;
+    /// `None` for the others (the record reads the body).
+    pub keys: Option<[Option<String>; 2]>,
+}
+
+/// The key ids a response message names, for the CloudTrail record: `KeyId`, then
+/// `SourceKeyId`, as [`crate::audit`] reads them from the body of other responses.
+trait ResponseKeyIds {
+    fn key_ids(&self) -> [Option<String>; 2];
+}
+
+macro_rules! key_id_only {
+    ($($t:ty),*) => {$(
+        impl ResponseKeyIds for $t {
+            fn key_ids(&self) -> [Option<String>; 2] {
+                [Some(self.key_id.clone()), None]
+            }
+        }
+    )*};
+}
+key_id_only!(
+    kms_proto::keystore::v1::EncryptResponse,
+    kms_proto::keystore::v1::DecryptResponse,
+    kms_proto::keystore::v1::GenerateDataKeyResponse,
+    kms_proto::keystore::v1::GenerateDataKeyWithoutPlaintextResponse
+);
+
+impl ResponseKeyIds for kms_proto::keystore::v1::ReEncryptResponse {
+    fn key_ids(&self) -> [Option<String>; 2] {
+        [Some(self.key_id.clone()), Some(self.source_key_id.clone())]
+    }
 }
 
 /// A failed call, and whether only the VPC endpoint policy denied it.
@@ -223,7 +255,21 @@ fn reply<T: serde::Serialize>(resp: &T, want_json: bool) -> Result<Reply, Failur
         None
     };
     let body = serde_json::to_vec(resp).map_err(internal)?;
-    Ok(Reply { body, json })
+    Ok(Reply {
+        body,
+        json,
+        keys: None,
+    })
+}
+
+/// [`reply`] for a message whose key ids are read from its fields.
+fn reply_with_keys<T: serde::Serialize + ResponseKeyIds>(
+    resp: &T,
+    want_json: bool,
+) -> Result<Reply, Failure> {
+    let mut r = reply(resp, want_json)?;
+    r.keys = Some(resp.key_ids());
+    Ok(r)
 }
 
 async fn dispatch(
@@ -235,7 +281,10 @@ async fn dispatch(
 ) -> Result<Reply, Failure> {
     // Each arm yields its own response type; `reply` serializes it.
     macro_rules! ks_call {
-        ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {{
+        ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty) => {
+            ks_call!($state, $ctx, $value, $method, $req, reply)
+        };
+        ($state:expr, $ctx:expr, $value:expr, $method:ident, $req:ty, $reply:ident) => {{
             let mut req: $req = decode($value)?;
             req.context = Some($ctx);
             // Boxed: each arm's call is its own small heap future, so this function's
@@ -255,7 +304,7 @@ async fn dispatch(
             })
             .await
             .map_err(|s| backend_failure(&s))?;
-            reply(&resp, want_json)
+            $reply(&resp, want_json)
         }};
     }
     use kms_proto::keystore::v1 as ks;
@@ -280,18 +329,31 @@ async fn dispatch(
             update_key_description,
             ks::UpdateKeyDescriptionRequest
         ),
-        "Encrypt" => ks_call!(state, ctx, v, encrypt, ks::EncryptRequest),
-        "Decrypt" => ks_call!(state, ctx, v, decrypt, ks::DecryptRequest),
-        "ReEncrypt" => ks_call!(state, ctx, v, re_encrypt, ks::ReEncryptRequest),
-        "GenerateDataKey" => {
-            ks_call!(state, ctx, v, generate_data_key, ks::GenerateDataKeyRequest)
-        }
+        "Encrypt" => ks_call!(state, ctx, v, encrypt, ks::EncryptRequest, reply_with_keys),
+        "Decrypt" => ks_call!(state, ctx, v, decrypt, ks::DecryptRequest, reply_with_keys),
+        "ReEncrypt" => ks_call!(
+            state,
+            ctx,
+            v,
+            re_encrypt,
+            ks::ReEncryptRequest,
+            reply_with_keys
+        ),
+        "GenerateDataKey" => ks_call!(
+            state,
+            ctx,
+            v,
+            generate_data_key,
+            ks::GenerateDataKeyRequest,
+            reply_with_keys
+        ),
         "GenerateDataKeyWithoutPlaintext" => ks_call!(
             state,
             ctx,
             v,
             generate_data_key_without_plaintext,
-            ks::GenerateDataKeyRequest
+            ks::GenerateDataKeyRequest,
+            reply_with_keys
         ),
         "GenerateRandom" => ks_call!(state, ctx, v, generate_random, ks::GenerateRandomRequest),
         "CreateAlias" => ks_call!(state, ctx, v, create_alias, ks::AliasRequest),
@@ -402,5 +464,75 @@ async fn dispatch(
         "RetireGrant" => ks_call!(state, ctx, v, retire_grant, ks::RetireGrantRequest),
         "RevokeGrant" => ks_call!(state, ctx, v, revoke_grant, ks::RevokeGrantRequest),
         other => Err(unknown_operation(other).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kms_proto::common::v1::RequestContext;
+    use kms_proto::keystore::v1 as ks;
+
+    /// The record's key ARNs from a message's fields and from its serialized body.
+    fn both<T: serde::Serialize + ResponseKeyIds>(m: &T) -> (Vec<String>, Vec<String>) {
+        let ctx = RequestContext::default();
+        let request = serde_json::json!({"KeyId": "alias/x"});
+        let typed = reply_with_keys(m, false).ok().unwrap();
+        let parsed = reply(m, false).ok().unwrap();
+        assert!(typed.keys.is_some() && parsed.keys.is_none());
+        assert_eq!(typed.body, parsed.body);
+        (
+            crate::audit::key_arns(&ctx, &request, &Ok(typed)),
+            crate::audit::key_arns(&ctx, &request, &Ok(parsed)),
+        )
+    }
+
+    #[test]
+    fn key_ids_read_from_messages_are_those_the_body_names() {
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/k1";
+        let src = "arn:aws:kms:us-east-1:444455556666:key/k2";
+        let cases = [
+            both(&ks::EncryptResponse {
+                ciphertext_blob: vec![7; 300],
+                key_id: arn.into(),
+                encryption_algorithm: "SYMMETRIC_DEFAULT".into(),
+            }),
+            both(&ks::DecryptResponse {
+                key_id: arn.into(),
+                plaintext: vec![1; 64],
+                ..Default::default()
+            }),
+            both(&ks::GenerateDataKeyResponse {
+                ciphertext_blob: vec![7; 200],
+                plaintext: vec![1; 32],
+                key_id: arn.into(),
+                ..Default::default()
+            }),
+            both(&ks::GenerateDataKeyWithoutPlaintextResponse {
+                ciphertext_blob: vec![7; 200],
+                key_id: arn.into(),
+                ..Default::default()
+            }),
+        ];
+        for (typed, parsed) in cases {
+            assert_eq!(typed, vec![arn]);
+            assert_eq!(typed, parsed);
+        }
+        // Both keys of a ReEncrypt, in the body's order.
+        let (typed, parsed) = both(&ks::ReEncryptResponse {
+            ciphertext_blob: vec![7; 200],
+            source_key_id: src.into(),
+            key_id: arn.into(),
+            ..Default::default()
+        });
+        assert_eq!(typed, vec![arn, src]);
+        assert_eq!(typed, parsed);
+        // An id that is not a key ARN names nothing; the request's alias names nothing.
+        let (typed, parsed) = both(&ks::EncryptResponse {
+            key_id: "k1".into(),
+            ..Default::default()
+        });
+        assert!(typed.is_empty());
+        assert_eq!(typed, parsed);
     }
 }
