@@ -17,13 +17,26 @@ pub type Outcome = Result<crate::kms::Reply, AwsError>;
 
 pub const KEY_RESOURCE_TYPE: &str = "AWS::KMS::Key";
 
-/// CloudTrail's `eventTime` form (seconds, UTC).
+/// CloudTrail's `eventTime` form (seconds, UTC). Formatted once per second per thread:
+/// the calls of one second share the text.
 pub fn iso8601(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_default()
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = ms.div_euclid(1000);
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != second {
+            let fmt =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+            *text = time::OffsetDateTime::from_unix_timestamp(second)
+                .ok()
+                .and_then(|t| t.format(&fmt).ok())
+                .unwrap_or_default();
+            *last = second;
+        }
+        text.clone()
+    })
 }
 
 fn is_key_arn(s: &str) -> bool {
@@ -638,5 +651,10 @@ mod tests {
     #[test]
     fn event_time_is_iso8601_utc() {
         assert_eq!(iso8601(1_516_081_617_000), "2018-01-16T05:46:57Z");
+        // The same second from the cache, then the next one and an earlier one.
+        assert_eq!(iso8601(1_516_081_617_999), "2018-01-16T05:46:57Z");
+        assert_eq!(iso8601(1_516_081_618_000), "2018-01-16T05:46:58Z");
+        assert_eq!(iso8601(1_516_081_616_999), "2018-01-16T05:46:56Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59Z");
     }
 }
