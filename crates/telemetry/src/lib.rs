@@ -269,13 +269,20 @@ pub fn rpc_server_span(service: &str, method: &str) -> tracing::Span {
 /// tracing-opentelemetry, so this goes through the OpenTelemetry span itself.
 pub fn rename_current_span(name: String) {
     use opentelemetry::trace::TraceContextExt;
-    tracing::Span::current().context().span().update_name(name);
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.context().span().update_name(name);
+    }
 }
 
 /// Put an attribute on the current span, whatever fields it declared (a
 /// handler's own `#[instrument]` span, typically).
+/// Nothing to do (no allocation) when no span is being recorded.
 pub fn set_attribute(key: &'static str, value: impl Into<String>) {
-    tracing::Span::current().set_attribute(key, value.into());
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.set_attribute(key, value.into());
+    }
 }
 
 /// The trace id of the current span, as 32 hex digits (empty when not traced).

@@ -42,6 +42,10 @@ impl Labels {
     /// caller's account and the endpoint it came through.
     pub fn record_on_current_span(&self, account: &str, vpce_id: &str) {
         let span = tracing::Span::current();
+        if span.is_disabled() {
+            // No span is being recorded (no trace exporter, no span logging).
+            return;
+        }
         kms_telemetry::rename_current_span(format!("{}.{}", self.service, self.operation));
         span.record("aws.service", self.service.as_str());
         span.record("aws.operation", self.operation.as_str());
