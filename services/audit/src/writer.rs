@@ -17,6 +17,9 @@ use crate::store::Store;
 
 /// Queued appends before callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
+/// Times the writer yields its CPU, looking for the next append after each, before it
+/// parks (see [`next_job`]).
+const YIELDS_BEFORE_PARKING: usize = 10;
 
 struct Job {
     copies: Vec<EventCopy>,
@@ -98,9 +101,29 @@ fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// The next append, or `None` once every handle is gone. Under load the next append is
+/// usually sent within microseconds of a commit: the writer first yields its CPU a few
+/// times (to the runtime's workers and the clients, when they have work) and looks again,
+/// and parks only if none came. A parked writer costs the sender a futex wake-up and
+/// itself a context switch per batch. Measured at c=64 (eight interleaved pairs, Encrypt
+/// 64 B): +3.9 % req/s on average and less CPU per call; c=1 and c=16 unchanged.
+async fn next_job(rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    for _ in 0..YIELDS_BEFORE_PARKING {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv().await
+}
+
 async fn write_loop<S: Store>(store: S, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
     let mut jobs: Vec<Job> = Vec::new();
-    while let Some(first) = rx.recv().await {
+    loop {
+        let Some(first) = next_job(&mut rx).await else {
+            break;
+        };
         let mut rows = first.copies.len();
         jobs.push(first);
         while rows < batch_max {
