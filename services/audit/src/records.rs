@@ -241,6 +241,26 @@ impl<'a> EventJson<'a> {
 }
 
 #[cfg(test)]
+impl EventCopy {
+    /// Event copy number `i` of one account, for tests.
+    pub(crate) fn numbered(i: usize) -> Self {
+        Self {
+            account_id: "111122223333".into(),
+            event_id: format!("event-{i:08}"),
+            event_time_ms: i as i64,
+            event_name: "Encrypt".into(),
+            event_source: "kms.amazonaws.com".into(),
+            read_only: false,
+            username: String::new(),
+            access_key_id: String::new(),
+            resources: vec![],
+            request_id: format!("request-{i:08}"),
+            cloudtrail_event: "{}".into(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

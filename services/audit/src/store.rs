@@ -380,21 +380,12 @@ mod tests {
 
     fn copy(i: usize) -> EventCopy {
         EventCopy {
-            account_id: "111122223333".into(),
-            event_id: format!("event-{i:08}"),
-            event_time_ms: i as i64,
-            event_name: "Encrypt".into(),
-            event_source: "kms.amazonaws.com".into(),
-            read_only: false,
-            username: String::new(),
-            access_key_id: String::new(),
-            resources: vec![],
-            request_id: format!("request-{i:08}"),
             // About the size of a real Encrypt record.
             cloudtrail_event: format!(
                 "{{\"eventID\":\"event-{i:08}\",\"pad\":\"{}\"}}",
                 "x".repeat(900)
             ),
+            ..EventCopy::numbered(i)
         }
     }
 

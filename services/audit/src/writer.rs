@@ -201,19 +201,7 @@ mod tests {
     }
 
     fn copy(i: usize) -> EventCopy {
-        EventCopy {
-            account_id: "111122223333".into(),
-            event_id: format!("e{i}"),
-            event_time_ms: i as i64,
-            event_name: "Encrypt".into(),
-            event_source: "kms.amazonaws.com".into(),
-            read_only: false,
-            username: String::new(),
-            access_key_id: String::new(),
-            resources: vec![],
-            request_id: String::new(),
-            cloudtrail_event: "{}".into(),
-        }
+        EventCopy::numbered(i)
     }
 
     #[tokio::test]
