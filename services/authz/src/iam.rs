@@ -292,6 +292,26 @@ pub fn is_principal_tag_key(key: &str) -> bool {
     key.len() > 17 && key[..17].eq_ignore_ascii_case("aws:PrincipalTag/")
 }
 
+/// Whose policies apply to `caller`: a user's, or for an assumed-role session its
+/// role's (kind and name); `None` for roots and the rest, which have none.
+fn identity_of(caller: &CallerInfo) -> Option<(&'static str, &str)> {
+    match caller.principal_type.as_str() {
+        "IAMUser" if !caller.user_name.is_empty() => Some(("user", &caller.user_name)),
+        "AssumedRole" if !caller.role_arn.is_empty() => Some((
+            "role",
+            caller.role_arn.rsplit('/').next().unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+/// No policies, no tags: one shared value, not an allocation per request.
+fn no_identity_data() -> Arc<IdentityData> {
+    static NONE: std::sync::LazyLock<Arc<IdentityData>> =
+        std::sync::LazyLock::new(|| Arc::new(IdentityData::default()));
+    Arc::clone(&NONE)
+}
+
 /// IAM and STS state of authz.
 pub struct Iam {
     pool: SqlitePool,
@@ -336,15 +356,35 @@ impl Iam {
         kind: &'static str,
         name: &str,
     ) -> Result<Arc<IdentityData>, Error> {
-        let key = (account.to_owned(), kind, name.to_lowercase());
-        if let Some(d) = self
-            .cache
+        if let Some(d) = self.cached_identity_data(account, kind, name) {
+            return Ok(d);
+        }
+        // Boxed: the database reads' futures are several KB, and kept inline they would
+        // make every authorization's future (allocated and copied per call) that large
+        // although the cache answers nearly always.
+        Box::pin(self.load_identity_data(account, kind, name)).await
+    }
+
+    fn cached_identity_data(
+        &self,
+        account: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Option<Arc<IdentityData>> {
+        self.cache
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(d.clone());
-        }
+            .get(&(account.to_owned(), kind, name.to_lowercase()))
+            .cloned()
+    }
+
+    /// The cache miss of [`Self::identity_data`]: read, then cache.
+    async fn load_identity_data(
+        &self,
+        account: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<Arc<IdentityData>, Error> {
         let documents = self
             .named_policies(account, kind, name)
             .await?
@@ -356,29 +396,27 @@ impl Iam {
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, data.clone());
+            .insert(
+                (account.to_owned(), kind, name.to_lowercase()),
+                data.clone(),
+            );
         Ok(data)
     }
 
     /// The identity-based policies and tags of a caller: a user's, or for an assumed-role
     /// session its role's. Roots and unknown kinds have none.
     pub async fn identity_policies(&self, caller: &CallerInfo) -> Result<Arc<IdentityData>, Error> {
-        match caller.principal_type.as_str() {
-            "IAMUser" if !caller.user_name.is_empty() => {
-                self.identity_data(&caller.account_id, "user", &caller.user_name)
-                    .await
-            }
-            "AssumedRole" if !caller.role_arn.is_empty() => {
-                let name = caller.role_arn.rsplit('/').next().unwrap_or_default();
-                self.identity_data(&caller.account_id, "role", name).await
-            }
-            // Root principals and the rest have none: one shared empty value, not an
-            // allocation per request.
-            _ => {
-                static NONE: std::sync::LazyLock<Arc<IdentityData>> =
-                    std::sync::LazyLock::new(|| Arc::new(IdentityData::default()));
-                Ok(Arc::clone(&NONE))
-            }
+        match identity_of(caller) {
+            Some((kind, name)) => self.identity_data(&caller.account_id, kind, name).await,
+            None => Ok(no_identity_data()),
+        }
+    }
+
+    /// [`Self::identity_policies`] when no database read is needed; `None` on a cache miss.
+    pub fn cached_identity_policies(&self, caller: &CallerInfo) -> Option<Arc<IdentityData>> {
+        match identity_of(caller) {
+            Some((kind, name)) => self.cached_identity_data(&caller.account_id, kind, name),
+            None => Some(no_identity_data()),
         }
     }
 

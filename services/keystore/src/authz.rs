@@ -85,11 +85,13 @@ impl Authorizer for GrpcAuthorizer {
                     })
                     .await
             }
+            // Boxed: a tonic client call's future is several KB, and kept inline it would
+            // make this future (allocated and copied on every call) that large even when
+            // the typed in-process path answers.
             None => {
                 let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
                 let mut client = self.channels[i].clone();
-                client
-                    .authorize(request)
+                Box::pin(async move { client.authorize(request).await })
                     .await
                     .map(tonic::Response::into_inner)
             }
