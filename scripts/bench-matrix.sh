@@ -11,6 +11,9 @@
 # Usage: scripts/bench-matrix.sh [--out FILE]   (default: <cargo target dir>/bench-matrix.md)
 # Environment:
 #   BENCH_SECONDS   seconds per cell (default 5)
+#   BENCH_REPEAT    runs per cell, stack and reference alternating (default 1); with
+#                   more than one the table shows medians and the range of the
+#                   per-pair ratios (for VMs whose speed drifts between runs)
 #   BENCH_KEYS      keys for the memory and startup measurement (default 10000)
 #   STACK_LISTEN    kms-stack public endpoint (default 127.0.0.1:4566)
 #   REF_LISTEN      reference server (default 127.0.0.1:4577)
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="${2:?--out needs a file}"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-matrix: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +44,11 @@ for addr in "$stack_listen" "$ref_listen"; do
 done
 if ! [[ "${BENCH_KEYS:-10000}" =~ ^[1-9][0-9]*$ ]]; then
   echo "bench-matrix: BENCH_KEYS must be a positive whole number" >&2
+  exit 2
+fi
+repeat="${BENCH_REPEAT:-1}"
+if ! [[ "$repeat" =~ ^[1-9][0-9]*$ ]]; then
+  echo "bench-matrix: BENCH_REPEAT must be a positive whole number" >&2
   exit 2
 fi
 if ! [[ "$seconds" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
@@ -146,7 +154,11 @@ alive
   echo "- machine: $(nproc) CPUs, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (modified)')"
   echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
-  echo "- ${seconds} s per cell; client and both servers on the same machine"
+  if [ "$repeat" -gt 1 ]; then
+    echo "- ${seconds} s per run, $repeat runs per cell (stack, reference, stack, ...): medians; ratio range: lowest and highest of the runs' pairs"
+  else
+    echo "- ${seconds} s per cell; client and both servers on the same machine"
+  fi
   echo "- stack: kms-stack on http://$stack_listen (fresh data dir); reference: minimal_server on http://$ref_listen"
   echo "- CPU µs/req: server process CPU (user + system) / requests; ratio: stack req/s ÷ reference req/s"
   echo
@@ -160,14 +172,15 @@ cases=("encrypt 64" "decrypt 64" "generate-data-key 32" "encrypt 4096")
 for case in "${cases[@]}"; do
   read -r op size <<<"$case"
   for conc in 1 16 64; do
-    echo "== $op size $size concurrency $conc" >&2
     # kms-bench's --size applies to Encrypt and Decrypt; GenerateDataKey asks AES_256.
     bench_size=$size
     [ "$op" = generate-data-key ] && bench_size=64
-    stack_json=$(run_bench "$stack_listen" "$stack_pid" "$op" "$bench_size" "$conc" "$seconds")
-    ref_json=$(run_bench "$ref_listen" "$ref_pid" "$op" "$bench_size" "$conc" "$seconds")
-    alive
-    python3 -c '
+    for run in $(seq 1 "$repeat"); do
+      echo "== $op size $size concurrency $conc (run $run of $repeat)" >&2
+      stack_json=$(run_bench "$stack_listen" "$stack_pid" "$op" "$bench_size" "$conc" "$seconds")
+      ref_json=$(run_bench "$ref_listen" "$ref_pid" "$op" "$bench_size" "$conc" "$seconds")
+      alive
+      python3 -c '
 import json, sys
 op, size, conc, stack, ref = sys.argv[1:6]
 def load(s):
@@ -178,28 +191,52 @@ def load(s):
 print(json.dumps({"op": op, "size": int(size), "concurrency": int(conc),
                   "stack": load(stack), "ref": load(ref)}))
 ' "$op" "$size" "$conc" "$stack_json" "$ref_json" >>"$rows"
+    done
   done
 done
 
-python3 - "$rows" >"$work/table.md" <<'PY'
-import json, sys
+python3 - "$rows" "$repeat" >"$work/table.md" <<'PY'
+import json, statistics, sys
 
 def num(v, fmt):
     return "-" if v is None else format(v, fmt)
 
-print("| op | size (B) | concurrency | stack req/s | stack p99 ms | stack CPU µs/req "
-      "| errors (stack/ref) | reference req/s | reference CPU µs/req | stack/reference |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+repeat = int(sys.argv[2])
+cells = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    s, f = r["stack"] or {}, r["ref"] or {}
-    s_rps, f_rps = s.get("req_per_s"), f.get("req_per_s")
-    ratio = f"{s_rps / f_rps:.2f}" if s_rps is not None and f_rps else "-"
-    err = lambda x: "failed" if not x else str(x["errors"])
-    print(f"| {r['op']} | {r['size']} | {r['concurrency']} "
-          f"| {num(s_rps, '.0f')} | {num(s.get('p99_ms'), '.2f')} | {num(s.get('cpu_us_per_req'), '.0f')} "
-          f"| {err(r['stack'])}/{err(r['ref'])} "
-          f"| {num(f_rps, '.0f')} | {num(f.get('cpu_us_per_req'), '.0f')} | {ratio} |")
+    cells.setdefault((r["op"], r["size"], r["concurrency"]), []).append(r)
+
+header = ("| op | size (B) | concurrency | stack req/s | stack p99 ms | stack CPU µs/req "
+          "| errors (stack/ref) | reference req/s | reference CPU µs/req | stack/reference |")
+rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+if repeat > 1:
+    header += " ratio range |"
+    rule += "---:|"
+print(header)
+print(rule)
+for (op, size, conc), runs in cells.items():
+    stack = [r["stack"] or {} for r in runs]
+    ref = [r["ref"] or {} for r in runs]
+    ratios = [s["req_per_s"] / f["req_per_s"] for s, f in zip(stack, ref)
+              if s.get("req_per_s") is not None and f.get("req_per_s")]
+    s_rps = median(s.get("req_per_s") for s in stack)
+    f_rps = median(f.get("req_per_s") for f in ref)
+    ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+    # A failed run counts as failed; otherwise the errors of every run, added up.
+    err = lambda xs: "failed" if not all(xs) else str(sum(x["errors"] for x in xs))
+    row = (f"| {op} | {size} | {conc} "
+           f"| {num(s_rps, '.0f')} | {num(median(s.get('p99_ms') for s in stack), '.2f')} "
+           f"| {num(median(s.get('cpu_us_per_req') for s in stack), '.0f')} "
+           f"| {err([r['stack'] for r in runs])}/{err([r['ref'] for r in runs])} "
+           f"| {num(f_rps, '.0f')} | {num(median(f.get('cpu_us_per_req') for f in ref), '.0f')} | {ratio} |")
+    if repeat > 1:
+        row += f" {min(ratios):.2f}-{max(ratios):.2f} |" if ratios else " - |"
+    print(row)
 PY
 cat "$work/table.md"
 if [ -s "$work/bench.err" ]; then
