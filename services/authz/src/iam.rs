@@ -269,6 +269,11 @@ pub async fn session_key(
 
 type CacheKey = (String, &'static str, String);
 
+/// The identity cache's key: IAM names are unique regardless of case.
+fn cache_key(account: &str, kind: &'static str, name: &str) -> CacheKey {
+    (account.to_owned(), kind, name.to_lowercase())
+}
+
 /// What `Authorize` needs about an identity: its policy documents (inline, then the default
 /// versions of its attached managed policies) and its tags.
 #[derive(Debug, Default)]
@@ -337,7 +342,7 @@ impl Iam {
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(account.to_owned(), kind, name.to_lowercase()));
+            .remove(&cache_key(account, kind, name));
     }
 
     /// Forget every cached identity (a managed policy's default version changed).
@@ -374,7 +379,7 @@ impl Iam {
         self.cache
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(account.to_owned(), kind, name.to_lowercase()))
+            .get(&cache_key(account, kind, name))
             .cloned()
     }
 
@@ -396,10 +401,7 @@ impl Iam {
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                (account.to_owned(), kind, name.to_lowercase()),
-                data.clone(),
-            );
+            .insert(cache_key(account, kind, name), data.clone());
         Ok(data)
     }
 
