@@ -138,22 +138,18 @@ impl<S: Store> AuthzService<S> {
         // Principal tags come only from the store: any the RPC's caller sent are dropped.
         req.condition_keys
             .retain(|(k, _)| !crate::iam::is_principal_tag_key(k));
-        let stored = match &req.caller {
-            None => None,
-            Some(c) => match self.iam.cached_identity_policies(c) {
-                Some(stored) => Some(stored),
-                None => {
-                    return Err(Box::pin(async move {
-                        let stored = match &req.caller {
-                            Some(c) => Some(self.iam.identity_policies(c).await?),
-                            None => None,
-                        };
-                        self.decide(req, &grants, stored.as_deref())
-                    }));
-                }
-            },
+        let Some(caller) = &req.caller else {
+            return Ok(self.decide(req, &grants, None));
         };
-        Ok(self.decide(req, &grants, stored.as_deref()))
+        if let Some(stored) = self.iam.cached_identity_policies(caller) {
+            return Ok(self.decide(req, &grants, Some(&stored)));
+        }
+        // A cache miss (rare): the caller is copied so that the read can own it beside `req`.
+        let caller = caller.clone();
+        Err(Box::pin(async move {
+            let stored = self.iam.identity_policies(&caller).await?;
+            self.decide(req, &grants, Some(&stored))
+        }))
     }
 
     /// The decision on `req`, with the caller's own policies and tags from this
