@@ -91,18 +91,16 @@ fn event_region(event: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// `{"Records":[e1,e2,...]}` from the stored event texts (already JSON objects).
-fn log_content(events: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 16);
-    out.extend_from_slice(b"{\"Records\":[");
+/// Writes `{"Records":[e1,e2,...]}` from the stored event texts (already JSON objects).
+fn write_log_content(events: &[String], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(b"{\"Records\":[")?;
     for (i, e) in events.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.write_all(b",")?;
         }
-        out.extend_from_slice(e.as_bytes());
+        out.write_all(e.as_bytes())?;
     }
-    out.extend_from_slice(b"]}");
-    out
+    out.write_all(b"]}")
 }
 
 async fn write_file(path: PathBuf, data: Vec<u8>) -> Result<(), Error> {
@@ -116,6 +114,28 @@ struct Group {
     events: Vec<String>,
     oldest: i64,
     newest: i64,
+}
+
+/// Events by (account, region), and each account's last `seq`.
+type Grouped = (BTreeMap<(String, String), Group>, BTreeMap<String, i64>);
+
+/// [`Grouped`] from rows of (seq, account, event time, event) in `seq` order.
+fn group_events(rows: Vec<(i64, String, i64, String)>, default_region: &str) -> Grouped {
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    let mut account_last: BTreeMap<String, i64> = BTreeMap::new();
+    for (seq, account, time_ms, event) in rows {
+        let region = event_region(&event, default_region);
+        account_last.insert(account.clone(), seq);
+        let g = groups.entry((account, region)).or_insert(Group {
+            events: Vec::new(),
+            oldest: time_ms,
+            newest: time_ms,
+        });
+        g.oldest = g.oldest.min(time_ms);
+        g.newest = g.newest.max(time_ms);
+        g.events.push(event);
+    }
+    (groups, account_last)
 }
 
 impl Delivery {
@@ -258,7 +278,7 @@ impl Delivery {
             .filter(|e: &String| event_region(e, &self.default_region) == region)
             .collect();
             tracing::info!(key, "rewriting a log file recorded but not written");
-            self.write_log_file(&key, &events).await?;
+            self.write_log_file(&key, events).await?;
         }
         let digests = sqlx::query(
             "SELECT s3_object, content, signature FROM digests WHERE written = 0 ORDER BY id",
@@ -276,11 +296,21 @@ impl Delivery {
         Ok(())
     }
 
-    async fn write_log_file(&self, key: &str, events: &[String]) -> Result<String, Error> {
-        let content = log_content(events);
-        let hash = logfiles::sha256_hex(&content);
-        let gz = logfiles::gzip(&content).map_err(|e| io_err("gzip", e))?;
-        write_file(self.log_dir.join(key), gz).await?;
+    async fn write_log_file(&self, key: &str, events: Vec<String>) -> Result<String, Error> {
+        let path = self.log_dir.join(key);
+        // A file of up to MAX_EVENTS_PER_STEP events (~10 MB of JSON) takes milliseconds
+        // to build, hash and compress: on the blocking pool, not on a runtime worker,
+        // where every call queued behind it would wait.
+        let hash = tokio::task::spawn_blocking(move || {
+            let mut file = logfiles::HashingGzip::new();
+            write_log_content(&events, &mut file).map_err(|e| io_err("gzip", e))?;
+            drop(events);
+            let (hash, gz) = file.finish().map_err(|e| io_err("gzip", e))?;
+            logfiles::write_durably(&path, &gz).map_err(|e| io_err("writing a file", e))?;
+            Ok::<_, Error>(hash)
+        })
+        .await
+        .map_err(|e| io_err("writing a log file", e))??;
         sqlx::query("UPDATE log_files SET hash_value = ? WHERE s3_object = ?")
             .bind(&hash)
             .bind(key)
@@ -335,24 +365,17 @@ impl Delivery {
             };
             let to: i64 = last.try_get(0)?;
             let full = rows.len() as i64 == MAX_EVENTS_PER_STEP;
-            let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-            let mut account_last: BTreeMap<String, i64> = BTreeMap::new();
-            for r in rows {
-                let seq: i64 = r.try_get(0)?;
-                let account: String = r.try_get(1)?;
-                let time_ms: i64 = r.try_get(2)?;
-                let event: String = r.try_get(3)?;
-                let region = event_region(&event, &self.default_region);
-                account_last.insert(account.clone(), seq);
-                let g = groups.entry((account, region)).or_insert(Group {
-                    events: Vec::new(),
-                    oldest: time_ms,
-                    newest: time_ms,
-                });
-                g.oldest = g.oldest.min(time_ms);
-                g.newest = g.newest.max(time_ms);
-                g.events.push(event);
-            }
+            let rows = rows
+                .into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            // Reading every event's region parses its JSON: milliseconds for a full step,
+            // on the blocking pool rather than on a runtime worker.
+            let default_region = self.default_region.clone();
+            let (groups, account_last) =
+                tokio::task::spawn_blocking(move || group_events(rows, &default_region))
+                    .await
+                    .map_err(|e| io_err("grouping events", e))?;
             let delivered = now_ms();
             let mut keys = Vec::with_capacity(groups.len());
             let mut tx = self.store.writer().begin_with("BEGIN IMMEDIATE").await?;
@@ -396,7 +419,7 @@ impl Delivery {
             .await?;
             tx.commit().await?;
             for (key, g) in keys.into_iter().zip(groups.into_values()) {
-                self.write_log_file(&key, &g.events).await?;
+                self.write_log_file(&key, g.events).await?;
                 written.push(key);
             }
             if !full {
@@ -566,10 +589,22 @@ mod tests {
             event_region(r#"{"awsRegion":"../x"}"#, "us-east-1"),
             "us-east-1"
         );
+        let content = |events: &[String]| {
+            let mut out = Vec::new();
+            write_log_content(events, &mut out).unwrap();
+            out
+        };
         assert_eq!(
-            log_content(&["{\"a\":1}".into(), "{}".into()]),
+            content(&["{\"a\":1}".into(), "{}".into()]),
             b"{\"Records\":[{\"a\":1},{}]}"
         );
-        assert_eq!(log_content(&[]), b"{\"Records\":[]}");
+        assert_eq!(content(&[]), b"{\"Records\":[]}");
+        // Hashed and compressed in one pass: the same hash and text as from the whole.
+        let events = vec!["{\"a\":1}".to_string(), "{\"b\":[2,3]}".to_string()];
+        let mut file = logfiles::HashingGzip::new();
+        write_log_content(&events, &mut file).unwrap();
+        let (hash, gz) = file.finish().unwrap();
+        assert_eq!(hash, logfiles::sha256_hex(&content(&events)));
+        assert_eq!(logfiles::gunzip(&gz).unwrap(), content(&events));
     }
 }

@@ -138,10 +138,56 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
 }
 
+/// gzip at the fastest level: delivery compresses every event once, so the level is CPU
+/// per call (miniz_oxide, 4.4 MB of Encrypt records: level 6 7.1 µs per event and 4.3 %
+/// of the size; level 1 1.2 µs and 5.8 %). Any level is a valid gzip file for readers.
+fn gzip_encoder() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+}
+
 pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut enc = gzip_encoder();
     enc.write_all(data)?;
     enc.finish()
+}
+
+/// What is written through it is hashed (SHA-256) and gzip-compressed in one pass, so a
+/// log file's text is never held whole in memory.
+pub struct HashingGzip {
+    hash: aws_lc_rs::digest::Context,
+    gz: flate2::write::GzEncoder<Vec<u8>>,
+}
+
+impl HashingGzip {
+    pub fn new() -> Self {
+        HashingGzip {
+            hash: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+            gz: gzip_encoder(),
+        }
+    }
+
+    /// The hex SHA-256 of everything written, and the gzip file of it.
+    pub fn finish(self) -> std::io::Result<(String, Vec<u8>)> {
+        Ok((hex::encode(self.hash.finish()), self.gz.finish()?))
+    }
+}
+
+impl Default for HashingGzip {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for HashingGzip {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.gz.write_all(buf)?;
+        self.hash.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.gz.flush()
+    }
 }
 
 pub fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
