@@ -12,11 +12,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
+/// Operations and shapes by name: looked up a dozen times per request (validation, the
+/// record's view of the request), so hashed with foldhash rather than SipHash; the names
+/// come from the model, not from callers.
+type ByName<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Deserialize)]
 struct RawModel {
     metadata: Metadata,
-    operations: HashMap<String, Operation>,
-    shapes: HashMap<String, Shape>,
+    operations: ByName<Operation>,
+    shapes: ByName<Shape>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,8 +74,8 @@ struct Member {
 
 pub struct Model {
     pub metadata: Metadata,
-    operations: HashMap<String, Operation>,
-    shapes: HashMap<String, Shape>,
+    operations: ByName<Operation>,
+    shapes: ByName<Shape>,
 }
 
 /// The KMS model (botocore `kms/2014-11-01`, trimmed).
