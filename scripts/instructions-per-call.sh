@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --calls) calls="${2:?}"; shift 2 ;;
     --top) top="${2:?}"; shift 2 ;;
     --keep) keep="${2:?}"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions-per-call: unknown argument $1" >&2; exit 2 ;;
   esac
 done
