@@ -153,7 +153,7 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// What is written through it is hashed (SHA-256) and gzip-compressed in one pass, so a
 /// log file's text is never held whole in memory.
-pub struct HashingGzip {
+pub(crate) struct HashingGzip {
     hash: aws_lc_rs::digest::Context,
     /// Buffered: flate2 zero-fills its 32 KiB output buffer on every write it gets, which
     /// for the two writes per event of a log file cost more than compressing the event.
@@ -172,12 +172,6 @@ impl HashingGzip {
     pub fn finish(self) -> std::io::Result<(String, Vec<u8>)> {
         let gz = self.gz.into_inner().map_err(|e| e.into_error())?;
         Ok((hex::encode(self.hash.finish()), gz.finish()?))
-    }
-}
-
-impl Default for HashingGzip {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
