@@ -229,6 +229,35 @@ macro_rules! lookup_sql {
     };
 }
 
+/// The lookup statement for a filter, and the filter's value (parameter ?7).
+fn lookup_statement(filter: Option<&Attribute>) -> (&'static str, FilterValue<'_>) {
+    use Attribute as A;
+    match filter {
+        None => (lookup_sql!(""), FilterValue::None),
+        Some(A::EventId(v)) => (lookup_sql!("AND event_id = ?7"), FilterValue::Text(v)),
+        Some(A::EventName(v)) => (lookup_sql!("AND event_name = ?7"), FilterValue::Text(v)),
+        Some(A::ReadOnly(v)) => (
+            lookup_sql!("AND read_only = ?7"),
+            FilterValue::Int(i64::from(*v)),
+        ),
+        Some(A::Username(v)) => (lookup_sql!("AND username = ?7"), FilterValue::Text(v)),
+        Some(A::ResourceType(v)) => (
+            lookup_sql!(
+                "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.type' = ?7)"
+            ),
+            FilterValue::Text(v),
+        ),
+        Some(A::ResourceName(v)) => (
+            lookup_sql!(
+                "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.name' = ?7)"
+            ),
+            FilterValue::Text(v),
+        ),
+        Some(A::EventSource(v)) => (lookup_sql!("AND event_source = ?7"), FilterValue::Text(v)),
+        Some(A::AccessKeyId(v)) => (lookup_sql!("AND access_key_id = ?7"), FilterValue::Text(v)),
+    }
+}
+
 enum FilterValue<'a> {
     None,
     Text(&'a str),
@@ -324,33 +353,7 @@ impl Store for SqliteStore {
     }
 
     async fn lookup(&self, lookup: &Lookup) -> Result<Vec<StoredEvent>, Error> {
-        use Attribute as A;
-        let (sql, value): (&'static str, FilterValue<'_>) = match &lookup.filter {
-            None => (lookup_sql!(""), FilterValue::None),
-            Some(A::EventId(v)) => (lookup_sql!("AND event_id = ?7"), FilterValue::Text(v)),
-            Some(A::EventName(v)) => (lookup_sql!("AND event_name = ?7"), FilterValue::Text(v)),
-            Some(A::ReadOnly(v)) => (
-                lookup_sql!("AND read_only = ?7"),
-                FilterValue::Int(i64::from(*v)),
-            ),
-            Some(A::Username(v)) => (lookup_sql!("AND username = ?7"), FilterValue::Text(v)),
-            Some(A::ResourceType(v)) => (
-                lookup_sql!(
-                    "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.type' = ?7)"
-                ),
-                FilterValue::Text(v),
-            ),
-            Some(A::ResourceName(v)) => (
-                lookup_sql!(
-                    "AND EXISTS (SELECT 1 FROM json_each(e.resources) r WHERE r.value ->> '$.name' = ?7)"
-                ),
-                FilterValue::Text(v),
-            ),
-            Some(A::EventSource(v)) => (lookup_sql!("AND event_source = ?7"), FilterValue::Text(v)),
-            Some(A::AccessKeyId(v)) => {
-                (lookup_sql!("AND access_key_id = ?7"), FilterValue::Text(v))
-            }
-        };
+        let (sql, value) = lookup_statement(lookup.filter.as_ref());
         let (cursor_time, cursor_seq) = lookup
             .after
             .map(|c| (c.event_time_ms, c.seq))
@@ -448,5 +451,83 @@ mod tests {
             .unwrap();
         assert_eq!(n as usize, next);
         store.close().await;
+    }
+
+    /// LookupEvents' index is ascending (appends go to its right edge), and every
+    /// lookup statement but the event id's (unique index) searches it for the account
+    /// and time range and reads it backwards for the newest-first order, without a sort.
+    #[tokio::test]
+    async fn lookups_search_the_ascending_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        append(&store, 0, 50).await;
+        let columns: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT name, desc FROM pragma_index_xinfo('events_by_account_time') WHERE key = 1",
+        )
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+        let columns: Vec<(&str, bool)> = columns.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+        assert_eq!(
+            columns,
+            [
+                ("account_id", false),
+                ("event_time_ms", false),
+                ("seq", false)
+            ]
+        );
+        let text = |v: &str| Attribute::EventId(v.to_owned());
+        let filters = [
+            None,
+            Some(text("e")),
+            Some(Attribute::EventName("Encrypt".into())),
+            Some(Attribute::ReadOnly(true)),
+            Some(Attribute::Username("root".into())),
+            Some(Attribute::ResourceType("AWS::KMS::Key".into())),
+            Some(Attribute::ResourceName("arn".into())),
+            Some(Attribute::EventSource("kms.amazonaws.com".into())),
+            Some(Attribute::AccessKeyId("AKIA".into())),
+        ];
+        for filter in &filters {
+            let (sql, value) = lookup_statement(filter.as_ref());
+            let query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {sql}"
+            )))
+            .bind("111122223333")
+            .bind(0i64)
+            .bind(i64::MAX)
+            .bind(i64::MAX)
+            .bind(i64::MAX)
+            .bind(50i64);
+            let query = match value {
+                FilterValue::None => query,
+                FilterValue::Text(v) => query.bind(v),
+                FilterValue::Int(v) => query.bind(v),
+            };
+            let plan: Vec<String> = query
+                .fetch_all(store.reader())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, _, _, detail)| detail)
+                .collect();
+            // An event id names at most one row: its unique index finds it.
+            let search = match filter {
+                Some(Attribute::EventId(_)) => {
+                    "SEARCH e USING INDEX sqlite_autoindex_events_1 (account_id=? AND event_id=?)"
+                }
+                _ => {
+                    "SEARCH e USING INDEX events_by_account_time (account_id=? AND event_time_ms>? AND event_time_ms<?)"
+                }
+            };
+            assert!(plan.iter().any(|d| d == search), "{filter:?}: {plan:?}");
+            assert!(
+                !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{filter:?}: {plan:?}"
+            );
+        }
     }
 }
