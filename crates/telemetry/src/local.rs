@@ -45,7 +45,11 @@ use tracing::Instrument;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static SERVERS: LazyLock<RwLock<HashMap<SocketAddr, Entry>>> = LazyLock::new(Default::default);
+/// Looked up on every in-process call (four per cryptographic request); the keys are
+/// this process's own listener addresses, so a fast hash needs no protection from
+/// chosen collisions.
+type Servers = HashMap<SocketAddr, Entry, foldhash::fast::RandomState>;
+static SERVERS: LazyLock<RwLock<Servers>> = LazyLock::new(Default::default);
 
 /// What a server registered: its routes, and its typed handles.
 #[derive(Clone)]
@@ -95,7 +99,7 @@ impl Drop for Registration {
     }
 }
 
-fn servers_mut() -> std::sync::RwLockWriteGuard<'static, HashMap<SocketAddr, Entry>> {
+fn servers_mut() -> std::sync::RwLockWriteGuard<'static, Servers> {
     SERVERS.write().unwrap_or_else(|e| e.into_inner())
 }
 

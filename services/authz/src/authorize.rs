@@ -356,6 +356,27 @@ fn rfc3339_utc(t: OffsetDateTime) -> Option<String> {
     Some(out)
 }
 
+/// aws:CurrentTime (whole seconds) and aws:EpochTime of `time`, formatted once per
+/// second per thread: every decision needs them, most in the same second.
+fn time_keys(time: OffsetDateTime) -> (Option<String>, String) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, Option<String>, String)> =
+            const { std::cell::RefCell::new((i64::MIN, None, String::new())) };
+    }
+    let secs = time.unix_timestamp();
+    let Ok(whole) = OffsetDateTime::from_unix_timestamp(secs) else {
+        return (rfc3339_utc(time), secs.to_string());
+    };
+    LAST.with_borrow_mut(|(last, current, epoch)| {
+        if *last != secs {
+            *current = rfc3339_utc(whole);
+            *epoch = secs.to_string();
+            *last = secs;
+        }
+        (current.clone(), epoch.clone())
+    })
+}
+
 /// Whether `arn` is `arn:aws:iam::<account_id>:root` (compared in place: this runs on
 /// every decision).
 fn is_root_arn(arn: &str, account_id: &str) -> bool {
@@ -411,13 +432,17 @@ pub fn build_context(
     } else {
         ctx.insert_lowercase("aws:username", caller.user_name.as_str());
     }
-    let secs = time.unix_timestamp();
-    let whole = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time);
-    if let Some(t) = rfc3339_utc(whole) {
+    let (current_time, epoch_time) = time_keys(time);
+    if let Some(t) = current_time {
         ctx.insert_lowercase("aws:currenttime", t);
     }
-    ctx.insert_lowercase("aws:epochtime", secs.to_string());
-    ctx.insert_lowercase("aws:securetransport", origin.secure_transport.to_string());
+    ctx.insert_lowercase("aws:epochtime", epoch_time);
+    let secure = if origin.secure_transport {
+        "true"
+    } else {
+        "false"
+    };
+    ctx.insert_lowercase("aws:securetransport", secure);
     if !origin.region.is_empty() {
         ctx.insert_lowercase("aws:requestedregion", origin.region.as_str());
     }
@@ -542,6 +567,32 @@ mod tests {
         );
         assert_eq!(get(&c, "aws:userid"), Some("AROAEXAMPLE:s1"));
         assert_eq!(get(&c, "aws:PrincipalType"), Some("AssumedRole"));
+    }
+
+    /// The per-second cache answers for the second asked, also when time goes back,
+    /// and the whole second whatever the fraction.
+    #[test]
+    fn time_keys_are_those_of_the_second_asked() {
+        let expect = |t: OffsetDateTime| {
+            let whole = OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap();
+            (whole.format(&Rfc3339).ok(), t.unix_timestamp().to_string())
+        };
+        for t in [
+            datetime!(2026-07-08 09:10:11 UTC),
+            datetime!(2026-07-08 09:10:11.75 UTC),
+            datetime!(2026-07-08 09:10:12 UTC),
+            datetime!(2026-07-08 09:10:11.5 UTC),
+            datetime!(2026-07-08 11:10:11 +02:00),
+            datetime!(1970-01-01 00:00:00 UTC),
+        ] {
+            assert_eq!(time_keys(t), expect(t), "{t}");
+        }
+        assert_eq!(
+            time_keys(datetime!(2026-07-08 09:10:11.75 UTC))
+                .0
+                .as_deref(),
+            Some("2026-07-08T09:10:11Z")
+        );
     }
 
     #[test]

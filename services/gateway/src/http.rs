@@ -318,7 +318,7 @@ async fn process(
     let ctx = RequestContext {
         request_id: request_id.to_string(),
         caller: Some(caller),
-        source_ip: conn.peer.ip().to_string(),
+        source_ip: conn.peer_ip.clone(),
         user_agent: parts
             .headers
             .get(http::header::USER_AGENT)

@@ -137,6 +137,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's IP address as text (the records' `sourceIPAddress`,
+    /// `aws:SourceIp`), formatted once per connection.
+    pub peer_ip: String,
     pub local: SocketAddr,
     pub endpoint: Option<kms_proto::registry::v1::Endpoint>,
     /// The negotiated TLS session (`None`: plain HTTP).

@@ -120,6 +120,7 @@ async fn serve_connection(
     }
     let mut conn = ConnInfo {
         peer,
+        peer_ip: peer.ip().to_string(),
         local,
         endpoint,
         tls: None,
