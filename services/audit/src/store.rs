@@ -229,6 +229,28 @@ macro_rules! lookup_sql {
     };
 }
 
+/// The batch's rows, inside the caller's transaction.
+fn insert_rows(conn: &rusqlite::Connection, copies: &[&EventCopy]) -> rusqlite::Result<u64> {
+    // Prepared once and kept in the connection's cache.
+    let mut stmt = conn.prepare_cached(INSERT_SQL)?;
+    let mut inserted = 0;
+    for c in copies {
+        stmt.raw_bind_parameter(1, c.account_id.as_str())?;
+        stmt.raw_bind_parameter(2, c.event_id.as_str())?;
+        stmt.raw_bind_parameter(3, c.event_time_ms)?;
+        stmt.raw_bind_parameter(4, c.event_name.as_str())?;
+        stmt.raw_bind_parameter(5, c.event_source.as_str())?;
+        stmt.raw_bind_parameter(6, c.read_only)?;
+        stmt.raw_bind_parameter(7, c.username.as_str())?;
+        stmt.raw_bind_parameter(8, c.access_key_id.as_str())?;
+        stmt.raw_bind_parameter(9, c.resources_json.as_str())?;
+        stmt.raw_bind_parameter(10, c.request_id.as_str())?;
+        stmt.raw_bind_parameter(11, c.cloudtrail_event.as_str())?;
+        inserted += stmt.raw_execute()? as u64;
+    }
+    Ok(inserted)
+}
+
 /// The lookup statement for a filter, and the filter's value (parameter ?7).
 fn lookup_statement(filter: Option<&Attribute>) -> (&'static str, FilterValue<'_>) {
     use Attribute as A;
@@ -302,39 +324,23 @@ impl TryFrom<EventRow> for StoredEvent {
 impl Store for SqliteStore {
     /// Runs synchronously on the caller's thread (the writer's own, see
     /// [`crate::writer`]): one IMMEDIATE transaction, one INSERT per row, one
-    /// durable commit; rolled back (dropped) on any error.
+    /// durable commit; rolled back on any error. `BEGIN` and `COMMIT` are prepared
+    /// once too (rusqlite's `Transaction` prepares both on every batch).
     async fn append_batch(&self, copies: &[&EventCopy]) -> Result<u64, Error> {
-        let resources = copies
-            .iter()
-            .map(|c| {
-                serde_json::to_string(&c.resources)
-                    .map_err(|e| Error::Corrupt(format!("resources of event {}: {e}", c.event_id)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = events
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut inserted = 0;
-        {
-            // Prepared once and kept in the connection's cache.
-            let mut stmt = tx.prepare_cached(INSERT_SQL)?;
-            for (c, resources) in copies.iter().zip(&resources) {
-                stmt.raw_bind_parameter(1, c.account_id.as_str())?;
-                stmt.raw_bind_parameter(2, c.event_id.as_str())?;
-                stmt.raw_bind_parameter(3, c.event_time_ms)?;
-                stmt.raw_bind_parameter(4, c.event_name.as_str())?;
-                stmt.raw_bind_parameter(5, c.event_source.as_str())?;
-                stmt.raw_bind_parameter(6, c.read_only)?;
-                stmt.raw_bind_parameter(7, c.username.as_str())?;
-                stmt.raw_bind_parameter(8, c.access_key_id.as_str())?;
-                stmt.raw_bind_parameter(9, resources.as_str())?;
-                stmt.raw_bind_parameter(10, c.request_id.as_str())?;
-                stmt.raw_bind_parameter(11, c.cloudtrail_event.as_str())?;
-                inserted += stmt.raw_execute()? as u64;
+        let conn = &events.conn;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.raw_execute()?;
+        let written = insert_rows(conn, copies).and_then(|inserted| {
+            conn.prepare_cached("COMMIT")?.raw_execute()?;
+            Ok(inserted)
+        });
+        if written.is_err() && !conn.is_autocommit() {
+            // Nothing of the batch stays (SQLite may have rolled back already).
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "audit batch rollback failed");
             }
         }
-        tx.commit()?;
+        let inserted = written?;
         events.committed();
         Ok(inserted)
     }
@@ -529,5 +535,40 @@ mod tests {
                 "{filter:?}: {plan:?}"
             );
         }
+    }
+
+    /// A batch that fails part-way leaves none of its rows, and the connection is out
+    /// of the transaction for the next batch.
+    #[tokio::test]
+    async fn a_failed_batch_leaves_nothing_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store
+            .events
+            .lock()
+            .unwrap()
+            .conn
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.events \
+                 WHEN NEW.event_id = 'event-00000001' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            )
+            .unwrap();
+        let batch: Vec<EventCopy> = (0..3).map(copy).collect();
+        let refs: Vec<&EventCopy> = batch.iter().collect();
+        let err = store.append_batch(&refs).await.unwrap_err();
+        assert!(format!("{err:?}").contains("injected"), "{err:?}");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+                .fetch_one(store.reader())
+                .await
+                .unwrap()
+        };
+        assert_eq!(count().await, 0);
+        assert!(store.events.lock().unwrap().conn.is_autocommit());
+        append(&store, 10, 4).await;
+        assert_eq!(count().await, 4);
     }
 }
