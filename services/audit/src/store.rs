@@ -402,17 +402,24 @@ mod tests {
         assert_eq!(store.append_batch(&refs).await.unwrap(), n as u64);
     }
 
+    /// A store on a new database in a directory of its own (kept while the test runs).
+    async fn fresh_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     fn frames(store: &SqliteStore) -> i32 {
         store.events.lock().unwrap().frames
     }
 
     #[tokio::test]
     async fn checkpoints_run_beside_the_appends_and_the_wal_starts_over() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, store) = fresh_store().await;
         let db = dir.path().join("audit.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
         let db_bytes = || std::fs::metadata(&db).unwrap().len();
         let before = db_bytes();
         // Past the background threshold, short of the writer's: only the checkpoint
@@ -464,11 +471,7 @@ mod tests {
     /// and time range and reads it backwards for the newest-first order, without a sort.
     #[tokio::test]
     async fn lookups_search_the_ascending_index_without_sorting() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("audit.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let (_dir, store) = fresh_store().await;
         append(&store, 0, 50).await;
         let columns: Vec<(String, bool)> = sqlx::query_as(
             "SELECT name, desc FROM pragma_index_xinfo('events_by_account_time') WHERE key = 1",
@@ -541,11 +544,7 @@ mod tests {
     /// of the transaction for the next batch.
     #[tokio::test]
     async fn a_failed_batch_leaves_nothing_and_the_next_one_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("audit.db");
-        let store = SqliteStore::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let (_dir, store) = fresh_store().await;
         store
             .events
             .lock()
