@@ -237,11 +237,10 @@ impl Model {
                         json_kind(value)
                     ))
                 })?;
-                use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map_err(|_| serialization("Base64 encoded value could not be decoded."))?;
-                self.check_len(shape, bytes.len() as f64, &String::new, path, errors);
+                // Checked and measured without decoding (the request is decoded later).
+                let len = kms_proto::b64::decoded_len(s)
+                    .ok_or_else(|| serialization("Base64 encoded value could not be decoded."))?;
+                self.check_len(shape, len as f64, &String::new, path, errors);
             }
             "integer" | "long" => {
                 let n = value
