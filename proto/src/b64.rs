@@ -10,7 +10,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The engine: standard alphabet, padded.
-pub const STANDARD: base64_simd::Base64 = base64_simd::STANDARD;
+const STANDARD: base64_simd::Base64 = base64_simd::STANDARD;
 
 /// The bytes as a base64 JSON string. Base64 never needs escaping, so the text
 /// goes out as a raw JSON value: serde_json writes it as is instead of checking
